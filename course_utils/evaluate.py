@@ -1,0 +1,111 @@
+"""Measuring models and representations: predictions, features, probes, kNN, scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, classification_report, f1_score
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from torch import nn
+
+from course_utils.augment import to_float
+
+ArrayLike = np.ndarray | torch.Tensor
+
+
+def _numpy(x: ArrayLike) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+@torch.no_grad()
+def _batched(model: nn.Module, images: torch.Tensor, batch_size: int) -> torch.Tensor:
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    outputs = [model(to_float(chunk.to(device))).cpu() for chunk in images.split(batch_size)]
+    model.train(was_training)
+    return torch.cat(outputs)
+
+
+def extract_features(backbone: nn.Module, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """Frozen-backbone features (N, D) of uint8 images, in eval mode, without gradients."""
+    return _batched(backbone, images, batch_size)
+
+
+def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """Predicted class of each uint8 image (the arg-max of the model's logits)."""
+    return _batched(model, images, batch_size).argmax(dim=1)
+
+
+def scores(y_true: ArrayLike, y_pred: ArrayLike) -> dict[str, float]:
+    """Accuracy and macro F1 (the unweighted mean of the per-class F1 scores)."""
+    y_true, y_pred = _numpy(y_true), _numpy(y_pred)
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+    }
+
+
+def per_class_f1(y_true: ArrayLike, y_pred: ArrayLike, num_classes: int) -> np.ndarray:
+    """F1 score of every class, in class order."""
+    return f1_score(_numpy(y_true), _numpy(y_pred), average=None, labels=list(range(num_classes)), zero_division=0)
+
+
+def report(y_true: ArrayLike, y_pred: ArrayLike, classes: list[str]) -> str:
+    """scikit-learn's classification report with class names."""
+    return classification_report(
+        _numpy(y_true),
+        _numpy(y_pred),
+        labels=list(range(len(classes))),
+        target_names=classes,
+        digits=3,
+        zero_division=0,
+    )
+
+
+def linear_probe(
+    train_x: ArrayLike, train_y: ArrayLike, test_x: ArrayLike, test_y: ArrayLike, max_iter: int = 1000
+) -> dict[str, float]:
+    """Logistic regression on frozen features (standardised first); test accuracy and macro F1."""
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=max_iter))
+    probe.fit(_numpy(train_x), _numpy(train_y))
+    return scores(test_y, probe.predict(_numpy(test_x)))
+
+
+def knn_accuracy(train_x: ArrayLike, train_y: ArrayLike, test_x: ArrayLike, test_y: ArrayLike, k: int = 20) -> float:
+    """Accuracy of a k-nearest-neighbour vote under cosine distance."""
+    knn = KNeighborsClassifier(n_neighbors=k, metric="cosine", algorithm="brute")
+    knn.fit(_numpy(train_x), _numpy(train_y))
+    return float(accuracy_score(_numpy(test_y), knn.predict(_numpy(test_x))))
+
+
+@torch.no_grad()
+def positive_ranks(z1: torch.Tensor, z2: torch.Tensor) -> dict[str, float]:
+    """Where each view's positive ranks among its 2N - 1 candidates by cosine similarity.
+
+    ``top1``/``top5``: how often it is first / in the first five; ``mean_position``:
+    its mean rank, 1 being best. These are the SimCLR tutorial's training metrics.
+    """
+    n = len(z1)
+    z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
+    sim = z @ z.T
+    sim.fill_diagonal_(float("-inf"))
+    positive = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
+    positive_sim = sim[torch.arange(2 * n), positive]
+    rank = 1 + (sim > positive_sim[:, None]).sum(dim=1).float()
+    return {
+        "top1": (rank == 1).float().mean().item(),
+        "top5": (rank <= 5).float().mean().item(),
+        "mean_position": rank.mean().item(),
+    }
+
+
+@torch.no_grad()
+def collapse_std(z: torch.Tensor) -> float:
+    """Mean per-dimension std of the L2-normalised outputs: about 1/sqrt(d) when the
+    outputs spread over the sphere, 0 when they all collapse to one point."""
+    return F.normalize(z.float(), dim=1).std(dim=0).mean().item()

@@ -1,0 +1,89 @@
+"""The losses of the course, each a plain function of embeddings.
+
+Shapes: embeddings are ``(N, D)`` float tensors, one row per image.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _check_pair(a: torch.Tensor, b: torch.Tensor, names: str) -> None:
+    if a.ndim != 2 or a.shape != b.shape:
+        raise ValueError(f"{names} must both be (N, D) with the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
+    r"""SimCLR's NT-Xent (InfoNCE) loss over the 2N views of a batch.
+
+    ``z1[i]`` and ``z2[i]`` are two views of image i. With all 2N views
+    L2-normalised and :math:`s_{ij} = z_i^\top z_j / \tau`, each view i has its
+    other view :math:`p(i)` as the positive and the remaining 2N - 2 views as
+    negatives:
+
+    .. math::
+        \ell_i = -\log \frac{\exp(s_{i\,p(i)})}{\sum_{k \ne i} \exp(s_{ik})},
+        \qquad \mathcal{L} = \frac{1}{2N} \sum_{i=1}^{2N} \ell_i
+    """
+    _check_pair(z1, z2, "z1 and z2")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    n = len(z1)
+    z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
+    logits = z @ z.T / temperature
+    logits.fill_diagonal_(float("-inf"))  # a view is not its own candidate
+    positives = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
+    return F.cross_entropy(logits, positives)
+
+
+def negative_cosine(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    r"""Mean negative cosine similarity, with no gradient flowing into ``z``:
+    :math:`-\frac{1}{N}\sum_i \frac{p_i}{\lVert p_i\rVert} \cdot \frac{\mathrm{sg}(z_i)}{\lVert z_i\rVert}`.
+    """
+    _check_pair(p, z, "p and z")
+    return -F.cosine_similarity(p, z.detach(), dim=1).mean()
+
+
+def simsiam_loss(p1: torch.Tensor, p2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+    r"""SimSiam's symmetric loss: each view's prediction chases the other view's
+    (stop-gradient) projection,
+    :math:`\mathcal{L} = \tfrac12 D(p_1, \mathrm{sg}(z_2)) + \tfrac12 D(p_2, \mathrm{sg}(z_1))`
+    with :math:`D` = :func:`negative_cosine`. It lies in [-1, 1]; -1 is perfect agreement.
+    """
+    return 0.5 * negative_cosine(p1, z2) + 0.5 * negative_cosine(p2, z1)
+
+
+def contrastive_pair_loss(x1: torch.Tensor, x2: torch.Tensor, same: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
+    r"""Margin loss on pairs (Hadsell et al. 2006). With :math:`d_i = \lVert x_{1i} - x_{2i}\rVert_2`
+    and :math:`y_i = 1` for a same-class pair, 0 otherwise:
+
+    .. math:: \mathcal{L} = \frac{1}{N}\sum_i y_i d_i^2 + (1 - y_i) \max(0, m - d_i)^2
+
+    Same-class pairs are pulled together; other pairs are pushed at least ``margin`` apart.
+    """
+    _check_pair(x1, x2, "x1 and x2")
+    if same.shape != (len(x1),):
+        raise ValueError(f"same must have shape ({len(x1)},), got {tuple(same.shape)}")
+    if not margin > 0:
+        raise ValueError(f"margin must be > 0, got {margin}")
+    d = F.pairwise_distance(x1, x2)
+    y = same.float()
+    return (y * d.pow(2) + (1 - y) * F.relu(margin - d).pow(2)).mean()
+
+
+def triplet_loss(
+    anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, margin: float = 1.0
+) -> torch.Tensor:
+    r"""Triplet loss (Schroff et al. 2015): the anchor must be closer to the positive
+    than to the negative by at least ``margin``:
+
+    .. math:: \mathcal{L} = \frac{1}{N}\sum_i \max(0, \lVert a_i - p_i\rVert_2 - \lVert a_i - n_i\rVert_2 + m)
+    """
+    _check_pair(anchor, positive, "anchor and positive")
+    _check_pair(anchor, negative, "anchor and negative")
+    if not margin > 0:
+        raise ValueError(f"margin must be > 0, got {margin}")
+    d_pos = F.pairwise_distance(anchor, positive)
+    d_neg = F.pairwise_distance(anchor, negative)
+    return F.relu(d_pos - d_neg + margin).mean()

@@ -1,0 +1,140 @@
+"""Backbones, heads and the two self-supervised models of the course.
+
+A *backbone* maps images to a flat feature vector and has an ``out_dim``.
+Heads are small MLPs put on top of it; they are thrown away or swapped per task.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision.models.resnet import BasicBlock, conv1x1
+
+
+class ConvBackbone(nn.Sequential):
+    """The FashionMNIST source's backbone: three stride-2 3x3 convolutions
+    (32, 64, 128 channels), each followed by ReLU and BatchNorm, flattened.
+    A 28x28 image becomes 128 * 4 * 4 = 2048 features."""
+
+    def __init__(self, in_channels: int = 1, image_size: int = 28):
+        layers: list[nn.Module] = []
+        for c_in, c_out in [(in_channels, 32), (32, 64), (64, 128)]:
+            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.ReLU(), nn.BatchNorm2d(c_out)]
+        super().__init__(*layers, nn.Flatten())
+        side = image_size
+        for _ in range(3):
+            side = (side + 1) // 2
+        self.out_dim = 128 * side * side
+
+
+def _resnet_stage(c_in: int, c_out: int, stride: int) -> nn.Sequential:
+    shortcut = None
+    if stride != 1 or c_in != c_out:
+        shortcut = nn.Sequential(conv1x1(c_in, c_out, stride), nn.BatchNorm2d(c_out))
+    return nn.Sequential(BasicBlock(c_in, c_out, stride, shortcut), BasicBlock(c_out, c_out))
+
+
+class ResNet18Backbone(nn.Sequential):
+    """ResNet-18 built from torchvision's ``BasicBlock``, without its classifier.
+
+    ``width=64`` is torchvision's ``resnet18`` exactly (minus ``fc``);
+    a smaller width scales every stage (w, 2w, 4w, 8w) for CPU runs.
+    ``small_images=True`` swaps the ImageNet stem (7x7 stride-2 conv and max-pool,
+    which shrink a 32x32 image to 8x8 at once) for a 3x3 stride-1 conv, the usual
+    choice for CIFAR-sized images. ``in_channels=1`` takes grayscale images.
+    """
+
+    def __init__(self, in_channels: int = 3, width: int = 64, small_images: bool = True):
+        if small_images:
+            stem = [nn.Conv2d(in_channels, width, 3, stride=1, padding=1, bias=False)]
+        else:
+            stem = [nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False)]
+        stem += [nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+        if not small_images:
+            stem.append(nn.MaxPool2d(3, stride=2, padding=1))
+        widths = [width, 2 * width, 4 * width, 8 * width]
+        stages = [
+            _resnet_stage(c_in, c_out, 1 if i == 0 else 2)
+            for i, (c_in, c_out) in enumerate(zip([width, *widths], widths))
+        ]
+        super().__init__(*stem, *stages, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.out_dim = 8 * width
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):  # torchvision's ResNet initialisation
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+
+
+def mlp_head(in_dim: int, hidden_dim: int, out_dim: int, batch_norm: bool = False) -> nn.Sequential:
+    """Linear -> [BatchNorm] -> ReLU -> Linear. The source's classifier head is
+    ``mlp_head(2048, 32, 10)``; SimCLR's projection head is ``mlp_head(d, 4h, h)``."""
+    middle = [nn.BatchNorm1d(hidden_dim)] if batch_norm else []
+    return nn.Sequential(nn.Linear(in_dim, hidden_dim), *middle, nn.ReLU(inplace=True), nn.Linear(hidden_dim, out_dim))
+
+
+def simsiam_projector(in_dim: int, dim: int) -> nn.Sequential:
+    """SimSiam's projection MLP: two BN-ReLU layers and an output BN without affine."""
+    return nn.Sequential(
+        nn.Linear(in_dim, dim, bias=False),
+        nn.BatchNorm1d(dim),
+        nn.ReLU(inplace=True),
+        nn.Linear(dim, dim, bias=False),
+        nn.BatchNorm1d(dim),
+        nn.ReLU(inplace=True),
+        nn.Linear(dim, dim, bias=False),
+        nn.BatchNorm1d(dim, affine=False),
+    )
+
+
+class Classifier(nn.Module):
+    """A backbone with a head on top; ``freeze_backbone()`` trains only the head."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Module):
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+    def freeze_backbone(self) -> Classifier:
+        """Stop the backbone's weights and BatchNorm statistics from changing."""
+        self.backbone.requires_grad_(False)
+        self.backbone.eval()
+        return self
+
+    def train(self, mode: bool = True) -> Classifier:
+        super().train(mode)
+        if not any(p.requires_grad for p in self.backbone.parameters()):
+            self.backbone.eval()  # a frozen backbone keeps its BatchNorm statistics
+        return self
+
+
+class SimSiam(nn.Module):
+    """Backbone + projector make the encoder f; the predictor h maps one view's
+    projection towards the other's. ``forward`` returns ``(p1, p2, z1, z2)`` for
+    :func:`course_utils.losses.simsiam_loss`."""
+
+    def __init__(self, backbone: nn.Module, proj_dim: int = 512, pred_dim: int = 128):
+        super().__init__()
+        self.backbone = backbone
+        self.projector = simsiam_projector(backbone.out_dim, proj_dim)
+        self.predictor = mlp_head(proj_dim, pred_dim, proj_dim, batch_norm=True)
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor):
+        z1, z2 = self.projector(self.backbone(x1)), self.projector(self.backbone(x2))
+        return self.predictor(z1), self.predictor(z2), z1, z2
+
+
+class SimCLR(nn.Module):
+    """Backbone + projection head g. The loss sees g's output; downstream tasks use
+    the backbone's features, before g. ``forward`` returns ``(z1, z2)``."""
+
+    def __init__(self, backbone: nn.Module, out_dim: int = 128):
+        super().__init__()
+        self.backbone = backbone
+        self.projector = mlp_head(backbone.out_dim, 4 * out_dim, out_dim)
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor):
+        # One pass over both views: BatchNorm sees the whole 2N batch.
+        z = self.projector(self.backbone(torch.cat([x1, x2])))
+        return z[: len(x1)], z[len(x1) :]

@@ -1,0 +1,83 @@
+"""Run profiles, devices, seeds and the folders the course writes to."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+PROFILES = ("smoke", "cpu", "gpu")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+T = TypeVar("T")
+
+
+def _accelerator() -> str | None:
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return None
+
+
+def profile() -> str:
+    """The run profile: ``COURSE_PROFILE`` if set, else ``gpu`` with CUDA/MPS, else ``cpu``.
+
+    ``smoke`` is CI's: the whole notebook in about a minute, synthetic data allowed.
+    ``cpu`` fits a laptop (at most 15 minutes a notebook), ``gpu`` follows the sources.
+    """
+    value = os.environ.get("COURSE_PROFILE", "").strip().lower()
+    if not value:
+        return "gpu" if _accelerator() else "cpu"
+    if value not in PROFILES:
+        raise ValueError(f"COURSE_PROFILE={value!r} is not a profile; choose one of {', '.join(PROFILES)}")
+    return value
+
+
+def pick(*, smoke: T, cpu: T, gpu: T) -> T:
+    """The value for the current profile, e.g. ``EPOCHS = pick(smoke=1, cpu=15, gpu=100)``."""
+    return {"smoke": smoke, "cpu": cpu, "gpu": gpu}[profile()]
+
+
+def device() -> torch.device:
+    """The torch device for the current profile: CUDA or MPS for ``gpu``, else the CPU."""
+    if profile() != "gpu":
+        return torch.device("cpu")
+    accelerator = _accelerator()
+    if accelerator is None:
+        raise RuntimeError("COURSE_PROFILE=gpu but neither CUDA nor MPS is available; use COURSE_PROFILE=cpu")
+    return torch.device(accelerator)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch so that CPU runs repeat exactly."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+
+
+def _folder(variable: str, default: str) -> Path:
+    return Path(os.environ.get(variable) or REPO_ROOT / default)
+
+
+def data_dir() -> Path:
+    """Where datasets are looked for and downloaded: ``COURSE_DATA_DIR``, default ``data/``."""
+    return _folder("COURSE_DATA_DIR", "data")
+
+
+def results_dir() -> Path:
+    """Where notebooks write metrics. Smoke runs go to ``results/smoke/`` so that they
+    never overwrite the measured results the README quotes."""
+    root = _folder("COURSE_RESULTS_DIR", "results")
+    return root / "smoke" if profile() == "smoke" else root
+
+
+def checkpoint_dir() -> Path:
+    """Where trained weights are cached: ``COURSE_CHECKPOINT_DIR``, default ``checkpoints/<profile>``."""
+    return _folder("COURSE_CHECKPOINT_DIR", "checkpoints") / profile()

@@ -1,0 +1,74 @@
+"""Scores, probes, kNN, ranking metrics and the collapse monitor on hand-checked cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from course_utils.evaluate import (
+    collapse_std,
+    extract_features,
+    knn_accuracy,
+    linear_probe,
+    per_class_f1,
+    positive_ranks,
+    predict,
+    report,
+    scores,
+)
+
+
+def test_scores_hand_worked_case():
+    y_true = [0, 0, 1, 1]
+    y_pred = [0, 1, 1, 1]
+    # class 0: precision 1, recall 1/2 -> F1 2/3; class 1: precision 2/3, recall 1 -> F1 4/5
+    result = scores(y_true, y_pred)
+    assert result["accuracy"] == pytest.approx(0.75)
+    assert result["macro_f1"] == pytest.approx((2 / 3 + 4 / 5) / 2)
+    assert per_class_f1(y_true, y_pred, 3) == pytest.approx([2 / 3, 4 / 5, 0.0])
+    assert "shirt" in report(y_true, y_pred, ["shirt", "shoe", "bag"])
+
+
+def test_positive_ranks_hand_worked_case():
+    # Image 0's views agree; image 1's second view points at image 0's instead.
+    z1 = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    z2 = torch.tensor([[1.0, 0.0], [1.0, 0.1]])
+    # view 0 (1,0): positive view 2 (1,0) ranks 1st.
+    # view 1 (0,1): positive view 3 (1,.1) cos .0995; view 0 and 2 cos 0 -> 1st.
+    # view 2 (1,0): positive view 0 ranks 1st (tie-free: view 3 has cos .995 < 1).
+    # view 3 (1,.1): positive view 1 cos .0995; views 0 and 2 cos .995 -> 3rd.
+    ranks = positive_ranks(z1, z2)
+    assert ranks["top1"] == pytest.approx(3 / 4)
+    assert ranks["top5"] == pytest.approx(1.0)
+    assert ranks["mean_position"] == pytest.approx((1 + 1 + 1 + 3) / 4)
+
+
+def test_collapse_std_is_zero_on_collapse_and_about_one_over_sqrt_d_when_spread():
+    assert collapse_std(torch.ones(100, 32) * 3) == pytest.approx(0.0, abs=1e-6)
+    spread = torch.randn(8192, 64, generator=torch.Generator().manual_seed(0))
+    assert collapse_std(spread) == pytest.approx(1 / 8, rel=0.05)
+
+
+def test_knn_and_linear_probe_on_separable_data():
+    g = np.random.default_rng(0)
+    centres = np.array([[5.0, 0, 0], [0, 5.0, 0], [0, 0, 5.0]])
+    y = np.repeat(np.arange(3), 40)
+    x = centres[y] + g.normal(size=(120, 3))
+    assert knn_accuracy(x[::2], y[::2], x[1::2], y[1::2], k=5) == pytest.approx(1.0)
+    assert linear_probe(x[::2], y[::2], x[1::2], y[1::2])["accuracy"] == pytest.approx(1.0)
+    # Shuffled labels carry no signal: the probe must not find any.
+    shuffled = g.permutation(y)
+    assert linear_probe(x[::2], shuffled[::2], x[1::2], shuffled[1::2])["accuracy"] < 0.6
+
+
+def test_feature_extraction_and_prediction_scale_uint8_and_restore_mode():
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.BatchNorm1d(4))
+    model.train()
+    images = torch.tensor([[[[0, 255], [255, 0]]], [[[255, 255], [0, 0]]]], dtype=torch.uint8)
+    features = extract_features(model, images, batch_size=1)
+    assert torch.allclose(
+        features, images.flatten(1).float() / 255 / (1 + 1e-5) ** 0.5
+    )  # fresh BN stats: x/sqrt(1+eps)
+    assert model.training, "the caller's train/eval mode must be restored"
+    assert predict(model, images).tolist() == [1, 0]

@@ -1,0 +1,59 @@
+"""Output shapes, the ResNet-18 against torchvision's, and freezing."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+
+from course_utils.models import Classifier, ConvBackbone, ResNet18Backbone, SimCLR, SimSiam, mlp_head
+
+
+def _count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_conv_backbone_gives_the_sources_2048_features():
+    backbone = ConvBackbone()
+    assert backbone(torch.zeros(3, 1, 28, 28)).shape == (3, 128 * 4 * 4) == (3, backbone.out_dim)
+    model = Classifier(backbone, mlp_head(backbone.out_dim, 32, 10))
+    assert model(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+
+
+def test_resnet18_at_width_64_is_torchvisions_resnet18():
+    ours = ResNet18Backbone(in_channels=3, width=64, small_images=False)
+    reference = torchvision.models.resnet18()
+    assert _count(ours) == _count(reference) - _count(reference.fc)
+    assert [tuple(p.shape) for p in ours.parameters()] == [
+        tuple(p.shape) for name, p in reference.named_parameters() if not name.startswith("fc.")
+    ]
+
+
+@pytest.mark.parametrize("channels, size, width", [(1, 28, 16), (3, 32, 32), (3, 96, 16)])
+def test_resnet18_shapes(channels, size, width):
+    backbone = ResNet18Backbone(in_channels=channels, width=width)
+    assert backbone(torch.zeros(2, channels, size, size)).shape == (2, 8 * width) == (2, backbone.out_dim)
+
+
+def test_simsiam_and_simclr_outputs():
+    p1, p2, z1, z2 = SimSiam(ConvBackbone(), proj_dim=64, pred_dim=16)(
+        torch.rand(4, 1, 28, 28), torch.rand(4, 1, 28, 28)
+    )
+    assert p1.shape == p2.shape == z1.shape == z2.shape == (4, 64)
+    z1, z2 = SimCLR(ResNet18Backbone(width=8), out_dim=32)(torch.rand(4, 3, 32, 32), torch.rand(4, 3, 32, 32))
+    assert z1.shape == z2.shape == (4, 32)
+
+
+def test_frozen_backbone_keeps_weights_and_batchnorm_statistics():
+    model = Classifier(ConvBackbone(), mlp_head(2048, 32, 10)).freeze_backbone()
+    before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    model.train()
+    for _ in range(3):
+        loss = torch.nn.functional.cross_entropy(model(torch.rand(8, 1, 28, 28)), torch.randint(0, 10, (8,)))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    after = model.backbone.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before), "weights and running stats must not move"
+    assert not model.backbone.training and model.head.training
