@@ -68,10 +68,18 @@ def report(y_true: ArrayLike, y_pred: ArrayLike, classes: list[str]) -> str:
 
 
 def linear_probe(
-    train_x: ArrayLike, train_y: ArrayLike, test_x: ArrayLike, test_y: ArrayLike, max_iter: int = 1000
+    train_x: ArrayLike,
+    train_y: ArrayLike,
+    test_x: ArrayLike,
+    test_y: ArrayLike,
+    C: float = 1.0,
+    max_iter: int = 2000,
 ) -> dict[str, float]:
-    """Logistic regression on frozen features (standardised first); test accuracy and macro F1."""
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=max_iter))
+    """Logistic regression on frozen features (standardised first); test accuracy and macro F1.
+
+    ``C`` is the inverse strength of the L2 penalty: smaller is stronger, which helps with few labels.
+    """
+    probe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))
     probe.fit(_numpy(train_x), _numpy(train_y))
     return scores(test_y, probe.predict(_numpy(test_x)))
 

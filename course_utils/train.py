@@ -36,12 +36,16 @@ def _device_of(model: nn.Module) -> torch.device:
 def supervised_step(
     images: torch.Tensor, targets: torch.Tensor, augment: Callable[[torch.Tensor], torch.Tensor] | None = None
 ) -> Step:
-    """Cross-entropy on a batch of labelled uint8 images, optionally augmented."""
+    """Cross-entropy on a batch of labelled inputs: uint8 images (scaled to [0, 1]
+    or passed through ``augment``) or ready float features."""
 
     def step(model: nn.Module, index: torch.Tensor) -> StepOutput:
         device = _device_of(model)
         batch = images[index].to(device)
-        x = augment(batch) if augment else to_float(batch)
+        if augment is not None:
+            x = augment(batch)
+        else:
+            x = to_float(batch) if batch.dtype == torch.uint8 else batch
         logits = model(x)
         y = targets[index].to(device)
         accuracy = (logits.argmax(1) == y).float().mean().item()
@@ -114,6 +118,31 @@ def train(
             history[key].append(value)
         bar.set_postfix({key: f"{value:.3f}" for key, value in totals.items()})
     return dict(history)
+
+
+def fit_classifier(
+    model: nn.Module,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float = 0.0,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    seed: int = 0,
+    desc: str = "training",
+) -> History:
+    """Supervised training of every parameter that requires grad: Adam and
+    cross-entropy, the learning rate decaying along a cosine to 0."""
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
+    total_steps = epochs * max(1, len(images) // batch_size)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total_steps)
+    step = supervised_step(images, targets, augment)
+    return train(
+        model, step, len(images), epochs=epochs, batch_size=batch_size, optimizer=optimizer, scheduler=scheduler,
+        seed=seed, desc=desc,
+    )  # fmt: skip
 
 
 # --- checkpoints ---------------------------------------------------------------------------

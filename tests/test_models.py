@@ -57,3 +57,10 @@ def test_frozen_backbone_keeps_weights_and_batchnorm_statistics():
     after = model.backbone.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before), "weights and running stats must not move"
     assert not model.backbone.training and model.head.training
+
+
+def test_stride_two_stem_halves_the_feature_map():
+    backbone = ResNet18Backbone(width=8, stem_stride=2)
+    stem_output = backbone[0](torch.zeros(1, 3, 32, 32))
+    assert stem_output.shape == (1, 8, 16, 16)
+    assert backbone(torch.zeros(2, 3, 32, 32)).shape == (2, 64)

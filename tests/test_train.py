@@ -7,7 +7,15 @@ import torch
 
 from course_utils import seed_everything
 from course_utils.models import Classifier, ConvBackbone, mlp_head
-from course_utils.train import CheckpointError, load_checkpoint, save_checkpoint, supervised_step, train, train_or_load
+from course_utils.train import (
+    CheckpointError,
+    fit_classifier,
+    load_checkpoint,
+    save_checkpoint,
+    supervised_step,
+    train,
+    train_or_load,
+)
 
 
 def _toy_problem(n: int = 64):
@@ -113,3 +121,20 @@ def test_loading_refuses_arbitrary_pickled_objects(isolated):
     torch.save({"config": {}, "model": {}, "history": {}, "extra": Payload()}, path)
     with pytest.raises(CheckpointError, match="evil.pt"):
         load_checkpoint(path)
+
+
+def test_fit_classifier_learns_and_trains_only_what_requires_grad():
+    seed_everything(0)
+    images, targets = _toy_problem()
+    model = _model().freeze_backbone()
+    frozen = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    history = fit_classifier(model, images, targets, epochs=15, batch_size=16, lr=3e-3)
+    assert history["train_accuracy"][-1] == 1.0
+    assert all(torch.equal(frozen[k], v) for k, v in model.backbone.state_dict().items())
+
+
+def test_supervised_step_accepts_float_features():
+    features = torch.randn(8, 4)
+    step = supervised_step(features, torch.arange(8) % 2)
+    loss, metrics = step(torch.nn.Linear(4, 2), torch.arange(8))
+    assert loss.ndim == 0 and 0 <= metrics["train_accuracy"] <= 1
