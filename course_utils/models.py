@@ -73,12 +73,10 @@ def mlp_head(in_dim: int, hidden_dim: int, out_dim: int, batch_norm: bool = Fals
 
 
 def simsiam_projector(in_dim: int, dim: int) -> nn.Sequential:
-    """SimSiam's projection MLP: two BN-ReLU layers and an output BN without affine."""
+    """SimSiam's projection MLP for small images (the paper's CIFAR variant): two
+    linear layers, BatchNorm after each, the last one without affine parameters."""
     return nn.Sequential(
         nn.Linear(in_dim, dim, bias=False),
-        nn.BatchNorm1d(dim),
-        nn.ReLU(inplace=True),
-        nn.Linear(dim, dim, bias=False),
         nn.BatchNorm1d(dim),
         nn.ReLU(inplace=True),
         nn.Linear(dim, dim, bias=False),
