@@ -11,7 +11,23 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock, conv1x1
 
 
-class ConvBackbone(nn.Sequential):
+class Backbone(nn.Sequential):
+    """A stack of layers ending in flat features of size ``out_dim``.
+
+    Slicing (``backbone[:4]``) gives a plain ``nn.Sequential`` of those layers:
+    ``nn.Sequential`` would otherwise rebuild the slice with the subclass's own
+    constructor, whose arguments are not layers.
+    """
+
+    out_dim: int
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return nn.Sequential(*list(self)[index])
+        return super().__getitem__(index)
+
+
+class ConvBackbone(Backbone):
     """The FashionMNIST source's backbone: three stride-2 3x3 convolutions
     (32, 64, 128 channels), each followed by ReLU and BatchNorm, flattened.
     A 28x28 image becomes 128 * 4 * 4 = 2048 features."""
@@ -34,7 +50,7 @@ def _resnet_stage(c_in: int, c_out: int, stride: int) -> nn.Sequential:
     return nn.Sequential(BasicBlock(c_in, c_out, stride, shortcut), BasicBlock(c_out, c_out))
 
 
-class ResNet18Backbone(nn.Sequential):
+class ResNet18Backbone(Backbone):
     """ResNet-18 built from torchvision's ``BasicBlock``, without its classifier.
 
     ``width=64`` is torchvision's ``resnet18`` exactly (minus ``fc``);

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from course_utils.runtime import device, profile, results_dir
+from course_utils.runtime import atomic_write, device, profile, results_dir
 
 
 def hardware() -> str:
@@ -49,13 +48,10 @@ def save(
         "config": config or {},
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    folder = results_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{notebook}.json"
-    with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False) as f:
+    path = results_dir() / f"{notebook}.json"
+    with atomic_write(path, "w") as f:
         json.dump(record, f, indent=2)
         f.write("\n")
-    os.replace(f.name, path)
     return path
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import random
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, TypeVar
 
 import numpy as np
 import torch
@@ -81,3 +84,19 @@ def results_dir() -> Path:
 def checkpoint_dir() -> Path:
     """Where trained weights are cached: ``COURSE_CHECKPOINT_DIR``, default ``checkpoints/<profile>``."""
     return _folder("COURSE_CHECKPOINT_DIR", "checkpoints") / profile()
+
+
+@contextmanager
+def atomic_write(path: Path, mode: str = "wb") -> Iterator[IO]:
+    """Write ``path`` through a temporary file in the same folder that replaces it only
+    when the block finishes: a crash never leaves half a file behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(mode, dir=path.parent, suffix=".tmp", delete=False) as f:
+        try:
+            yield f
+        except BaseException:
+            f.close()
+            os.unlink(f.name)
+            raise
+    os.chmod(f.name, 0o644)  # NamedTemporaryFile creates owner-only files
+    os.replace(f.name, path)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +21,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from course_utils.augment import to_float
-from course_utils.runtime import checkpoint_dir
+from course_utils.runtime import atomic_write, checkpoint_dir
 
 StepOutput = torch.Tensor | tuple[torch.Tensor, dict[str, float]]
 Step = Callable[[nn.Module, torch.Tensor], StepOutput]
@@ -159,11 +158,9 @@ def _plain(config: dict[str, Any]) -> dict[str, Any]:
 
 def save_checkpoint(path: Path, model: nn.Module, config: dict[str, Any], history: History) -> None:
     """Write weights, config and history atomically: a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {key: value.cpu() for key, value in model.state_dict().items()}
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as f:
+    with atomic_write(path) as f:
         torch.save({"config": _plain(config), "model": state, "history": history}, f)
-    os.replace(f.name, path)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

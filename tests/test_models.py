@@ -64,3 +64,11 @@ def test_stride_two_stem_halves_the_feature_map():
     stem_output = backbone[0](torch.zeros(1, 3, 32, 32))
     assert stem_output.shape == (1, 8, 16, 16)
     assert backbone(torch.zeros(2, 3, 32, 32)).shape == (2, 64)
+
+
+@pytest.mark.parametrize("backbone", [ConvBackbone(), ResNet18Backbone(width=8)])
+def test_slicing_a_backbone_gives_its_first_layers(backbone):
+    stem = backbone[:3]
+    assert isinstance(stem, torch.nn.Sequential) and len(stem) == 3
+    x = torch.rand(2, backbone[0].in_channels, 28, 28)
+    assert torch.equal(stem(x), backbone[2](backbone[1](backbone[0](x))))

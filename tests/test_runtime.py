@@ -45,3 +45,16 @@ def test_folders_follow_the_environment(isolated, monkeypatch):
     assert runtime.results_dir() == isolated / "results"
     monkeypatch.setenv("COURSE_PROFILE", "smoke")
     assert runtime.results_dir() == isolated / "results" / "smoke", "smoke runs must not overwrite measured results"
+
+
+def test_atomic_write_replaces_whole_or_not_at_all(isolated):
+    path = isolated / "out" / "file.txt"
+    with runtime.atomic_write(path, "w") as f:
+        f.write("first")
+    assert path.read_text() == "first" and oct(path.stat().st_mode & 0o777) == "0o644"
+    with pytest.raises(RuntimeError):
+        with runtime.atomic_write(path, "w") as f:
+            f.write("half")
+            raise RuntimeError("crash mid-write")
+    assert path.read_text() == "first", "a failed write must leave the old file"
+    assert [p.name for p in path.parent.iterdir()] == ["file.txt"], "no temporary file may be left"
