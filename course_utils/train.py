@@ -106,8 +106,8 @@ def train(
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
-            history["step_loss"].append(loss.item())
-            for key, value in {"loss": loss.item(), **metrics}.items():
+            history["step_loss"].append(loss_value := loss.item())
+            for key, value in {"loss": loss_value, **metrics}.items():
                 totals[key] += value / steps
         if validate is not None:
             model.eval()
