@@ -9,6 +9,7 @@ the steps the notebooks need.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections import defaultdict
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from course_utils.augment import to_float
-from course_utils.runtime import atomic_write, checkpoint_dir
+from course_utils.runtime import atomic_write, checkpoint_dir, mixed_precision
 
 StepOutput = torch.Tensor | tuple[torch.Tensor, dict[str, float]]
 Step = Callable[[nn.Module, torch.Tensor], StepOutput]
@@ -45,7 +46,8 @@ def supervised_step(
             x = augment(batch)
         else:
             x = to_float(batch) if batch.dtype == torch.uint8 else batch
-        logits = model(x)
+        with mixed_precision(device):
+            logits = model(x).float()
         y = targets[index].to(device)
         accuracy = (logits.argmax(1) == y).float().mean().item()
         return F.cross_entropy(logits, y), {"train_accuracy": accuracy}
@@ -60,11 +62,15 @@ def two_view_step(
     metrics_fn: Callable[..., dict[str, float]] | None = None,
 ) -> Step:
     """Self-supervised step: two random views of each image go through
-    ``model(x1, x2)``; its outputs go to ``loss_fn`` (and ``metrics_fn``)."""
+    ``model(x1, x2)``; its outputs go to ``loss_fn`` (and ``metrics_fn``) in float32."""
 
     def step(model: nn.Module, index: torch.Tensor) -> StepOutput:
-        batch = images[index].to(_device_of(model))
-        outputs = model(augment(batch), augment(batch))
+        device = _device_of(model)
+        batch = images[index].to(device)
+        x1, x2 = augment(batch), augment(batch)
+        with mixed_precision(device):
+            outputs = model(x1, x2)
+        outputs = tuple(output.float() for output in outputs)
         metrics = metrics_fn(*outputs) if metrics_fn else {}
         return loss_fn(*outputs), metrics
 
@@ -119,6 +125,20 @@ def train(
     return dict(history)
 
 
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 0, final_fraction: float = 0.0
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Learning rate rising linearly over ``warmup_steps``, then following a cosine
+    from its full value down to ``final_fraction`` of it at ``total_steps``."""
+
+    def factor(step: int) -> float:
+        cosine = 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
+        warmup = min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
+        return warmup * (final_fraction + (1 - final_fraction) * cosine)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
 def fit_classifier(
     model: nn.Module,
     images: torch.Tensor,
@@ -132,11 +152,13 @@ def fit_classifier(
     seed: int = 0,
     desc: str = "training",
 ) -> History:
-    """Supervised training of every parameter that requires grad: Adam and
-    cross-entropy, the learning rate decaying along a cosine to 0."""
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
-    total_steps = epochs * max(1, len(images) // batch_size)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total_steps)
+    """Supervised training of every parameter that requires grad: AdamW (plain Adam
+    when ``weight_decay`` is 0) and cross-entropy, the learning rate decaying along
+    a cosine to 0. A batch larger than the data shrinks to the data."""
+    batch_size = min(batch_size, len(images))
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
+    scheduler = warmup_cosine(optimizer, epochs * (len(images) // batch_size))
     step = supervised_step(images, targets, augment)
     return train(
         model, step, len(images), epochs=epochs, batch_size=batch_size, optimizer=optimizer, scheduler=scheduler,

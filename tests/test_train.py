@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
-from course_utils import seed_everything
+from course_utils import runtime, seed_everything
 from course_utils.models import Classifier, ConvBackbone, mlp_head
 from course_utils.train import (
     CheckpointError,
@@ -15,6 +17,7 @@ from course_utils.train import (
     supervised_step,
     train,
     train_or_load,
+    warmup_cosine,
 )
 
 
@@ -138,3 +141,43 @@ def test_supervised_step_accepts_float_features():
     step = supervised_step(features, torch.arange(8) % 2)
     loss, metrics = step(torch.nn.Linear(4, 2), torch.arange(8))
     assert loss.ndim == 0 and 0 <= metrics["train_accuracy"] <= 1
+
+
+def test_warmup_cosine_matches_the_formula():
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([parameter], lr=2.0)
+    scheduler = warmup_cosine(optimizer, total_steps=10, warmup_steps=4, final_fraction=0.1)
+    seen = []
+    for _ in range(12):
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    for step, lr in enumerate(seen):
+        warm = min(1.0, (step + 1) / 4)
+        cosine = (1 + math.cos(math.pi * min(step, 10) / 10)) / 2
+        assert lr == pytest.approx(2.0 * warm * (0.1 + 0.9 * cosine))
+    assert seen[0] == pytest.approx(0.5) and seen[10] == seen[11] == pytest.approx(0.2)
+
+
+def test_fit_classifier_shrinks_a_batch_larger_than_the_data():
+    images, targets = _toy_problem(n=12)
+    history = fit_classifier(_model(), images, targets, epochs=2, batch_size=64, lr=1e-3)
+    assert len(history["step_loss"]) == 2, "one batch of all 12 images per epoch"
+
+
+@pytest.mark.parametrize("setting", ["1", "0"])
+def test_steps_run_the_model_in_bfloat16_where_native_and_the_loss_in_float32(monkeypatch, setting):
+    monkeypatch.setenv("COURSE_BF16", setting)
+    seen = {}
+
+    class Probe(torch.nn.Linear):
+        def forward(self, x):
+            out = super().forward(x)
+            seen["dtype"] = out.dtype
+            return out
+
+    features, targets = torch.randn(8, 4), torch.arange(8) % 2
+    loss, _ = supervised_step(features, targets)(Probe(4, 2), torch.arange(8))
+    native = setting == "1" and runtime._native_bfloat16(torch.device("cpu"))
+    assert seen["dtype"] == (torch.bfloat16 if native else torch.float32)
+    assert loss.dtype == torch.float32
