@@ -7,6 +7,7 @@ import random
 import tempfile
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from functools import cache
 from pathlib import Path
 from typing import IO, TypeVar
 
@@ -56,11 +57,14 @@ def device() -> torch.device:
     return torch.device(accelerator)
 
 
-def _native_bfloat16(device: torch.device) -> bool:
-    if device.type == "cuda":
+@cache
+def _native_bfloat16(device_type: str) -> bool:
+    if device_type == "cuda":
         return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":  # AVX512-BF16 or AMX; elsewhere bfloat16 is emulated and slower
-        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    if device_type == "cpu":  # AVX512-BF16 or AMX; elsewhere bfloat16 is emulated and slower
+        # private probes that older torch releases (still allowed by requirements.txt) lack
+        probes = (getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+        return any(probe is not None and probe() for probe in probes)
     return False
 
 
@@ -69,7 +73,7 @@ def mixed_precision(device: torch.device) -> AbstractContextManager:
     GPUs; CPUs with AVX512-BF16 or AMX), else a no-op. Convolutions and matrix
     products then run in bfloat16, about twice as fast; losses should be computed
     in float32 outside the block. ``COURSE_BF16=0`` turns it off."""
-    if os.environ.get("COURSE_BF16", "1") == "0" or not _native_bfloat16(device):
+    if os.environ.get("COURSE_BF16", "1") == "0" or not _native_bfloat16(device.type):
         return nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
 

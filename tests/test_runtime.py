@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 
@@ -58,3 +60,14 @@ def test_atomic_write_replaces_whole_or_not_at_all(isolated):
             raise RuntimeError("crash mid-write")
     assert path.read_text() == "first", "a failed write must leave the old file"
     assert [p.name for p in path.parent.iterdir()] == ["file.txt"], "no temporary file may be left"
+
+
+def test_no_bfloat16_on_a_torch_without_the_cpu_probes(monkeypatch):
+    for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        monkeypatch.delattr(torch.cpu, name, raising=False)
+    runtime._native_bfloat16.cache_clear()
+    try:
+        assert runtime._native_bfloat16("cpu") is False
+        assert isinstance(runtime.mixed_precision(torch.device("cpu")), contextlib.nullcontext)
+    finally:
+        runtime._native_bfloat16.cache_clear()

@@ -178,6 +178,6 @@ def test_steps_run_the_model_in_bfloat16_where_native_and_the_loss_in_float32(mo
 
     features, targets = torch.randn(8, 4), torch.arange(8) % 2
     loss, _ = supervised_step(features, targets)(Probe(4, 2), torch.arange(8))
-    native = setting == "1" and runtime._native_bfloat16(torch.device("cpu"))
+    native = setting == "1" and runtime._native_bfloat16("cpu")
     assert seen["dtype"] == (torch.bfloat16 if native else torch.float32)
     assert loss.dtype == torch.float32
