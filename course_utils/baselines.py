@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 
 from course_utils.data import ImageDataset
@@ -32,6 +33,15 @@ def few_label_recipe() -> dict[str, Any]:
     return {"labels": 1_000, "epochs": pick(smoke=10, cpu=100, gpu=100), "batch": 64, "lr": 1e-3}
 
 
+def fit_few_label(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, desc: str) -> History:
+    """:func:`~course_utils.train.fit_classifier` with :func:`few_label_recipe`'s
+    epochs, batch and learning rate: images for the baseline, frozen features for
+    notebook 02's head."""
+    recipe = few_label_recipe()
+    return fit_classifier(model, inputs, targets, epochs=recipe["epochs"], batch_size=recipe["batch"],
+                          lr=recipe["lr"], desc=desc)  # fmt: skip
+
+
 def few_label_baseline(model: Classifier, few_set: ImageDataset) -> History:
     """Train ``model`` on ``few_set`` with :func:`few_label_recipe`, or load the weights
     a previous run cached under the name ``01_supervised_1000``."""
@@ -39,7 +49,8 @@ def few_label_baseline(model: Classifier, few_set: ImageDataset) -> History:
     if len(few_set) != recipe["labels"]:
         raise ValueError(f"the baseline recipe is for {recipe['labels']} labelled images, got {len(few_set)}")
     return train_or_load(
-        "01_supervised_1000", model, recipe,
-        lambda: fit_classifier(model, few_set.images, few_set.targets, epochs=recipe["epochs"],
-                               batch_size=recipe["batch"], lr=recipe["lr"], desc="1,000 labels"),
-    )  # fmt: skip
+        "01_supervised_1000",
+        model,
+        recipe,
+        lambda: fit_few_label(model, few_set.images, few_set.targets, "1,000 labels"),
+    )

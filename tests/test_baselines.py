@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from course_utils import seed_everything
-from course_utils.baselines import fashion_classifier, few_label_baseline, few_label_recipe
+from course_utils.baselines import fashion_classifier, few_label_baseline, few_label_recipe, fit_few_label
 from course_utils.data import ImageDataset
 
 
@@ -30,6 +30,14 @@ def test_the_recipe_follows_the_profile(monkeypatch):
     assert few_label_recipe() == {"labels": 1000, "epochs": 100, "batch": 64, "lr": 1e-3}
     monkeypatch.setenv("COURSE_PROFILE", "smoke")
     assert few_label_recipe()["epochs"] == 10
+
+
+def test_fit_few_label_trains_with_the_recipe(monkeypatch):
+    monkeypatch.setenv("COURSE_PROFILE", "smoke")  # recipe: 10 epochs at batch 64
+    features, targets = torch.randn(130, 2048), torch.arange(130) % 10
+    history = fit_few_label(fashion_classifier().head, features, targets, desc="head")
+    assert len(history["loss"]) == 10
+    assert len(history["step_loss"]) == 10 * (130 // 64), "two full batches per epoch; the last 2 are dropped"
 
 
 def test_the_baseline_refuses_another_label_count():
