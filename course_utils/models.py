@@ -59,6 +59,10 @@ class ResNet18Backbone(Backbone):
     which shrink a 32x32 image to 8x8 at once) for a single 3x3 conv with stride
     ``stem_stride``: 1 is the usual choice for CIFAR-sized images, 2 costs a quarter
     of the compute. ``in_channels=1`` takes grayscale images.
+
+    The weights are stored channels-last (NHWC), the layout oneDNN on x86 CPUs and
+    cuDNN's tensor cores compute fastest. Results match the default layout up to
+    rounding, and inputs need no conversion.
     """
 
     def __init__(self, in_channels: int = 3, width: int = 64, small_images: bool = True, stem_stride: int = 1):
@@ -79,6 +83,7 @@ class ResNet18Backbone(Backbone):
         for module in self.modules():
             if isinstance(module, nn.Conv2d):  # torchvision's ResNet initialisation
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        self.to(memory_format=torch.channels_last)
 
 
 def mlp_head(in_dim: int, hidden_dim: int, out_dim: int, batch_norm: bool = False) -> nn.Sequential:
