@@ -60,9 +60,9 @@ class ResNet18Backbone(Backbone):
     ``stem_stride``: 1 is the usual choice for CIFAR-sized images, 2 costs a quarter
     of the compute. ``in_channels=1`` takes grayscale images.
 
-    The weights are stored channels-last (NHWC), the layout oneDNN on x86 CPUs and
-    cuDNN's tensor cores compute fastest. Results match the default layout up to
-    rounding, and inputs need no conversion.
+    ``forward`` runs the network on channels-last (NHWC) activations, the layout oneDNN
+    on x86 CPUs and cuDNN's tensor cores compute fastest; results match the default
+    layout up to rounding.
     """
 
     def __init__(self, in_channels: int = 3, width: int = 64, small_images: bool = True, stem_stride: int = 1):
@@ -83,7 +83,13 @@ class ResNet18Backbone(Backbone):
         for module in self.modules():
             if isinstance(module, nn.Conv2d):  # torchvision's ResNet initialisation
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-        self.to(memory_format=torch.channels_last)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Apple's MPS keeps NCHW: its convolution backward was many times slower on
+        # channels-last tensors until PyTorch fixed it in 2026 (pytorch/pytorch#193349).
+        if x.device.type != "mps":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return super().forward(x)
 
 
 def mlp_head(in_dim: int, hidden_dim: int, out_dim: int, batch_norm: bool = False) -> nn.Sequential:
