@@ -15,17 +15,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from course_utils.images import to_float
+
 Range = tuple[float, float]
 
 # ITU-R 601 luma weights, the ones torchvision's rgb_to_grayscale uses.
 _LUMA = torch.tensor([0.299, 0.587, 0.114])
-
-
-def to_float(images: torch.Tensor) -> torch.Tensor:
-    """uint8 images in [0, 255] -> float32 images in [0, 1]."""
-    if images.dtype != torch.uint8:
-        raise TypeError(f"expected a uint8 image batch, got dtype {images.dtype}")
-    return images.float().div_(255)
 
 
 def _uniform(n: int, low: float, high: float, like: torch.Tensor, generator=None) -> torch.Tensor:
@@ -160,12 +155,12 @@ def gaussian_blur(
     return torch.where(pick.view(n, 1, 1, 1), blurred, x)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ViewAugment:
     """The SimCLR family of augmentations, one random view per call.
 
     Set a strength to 0 (or a probability to 0) to switch that augmentation off,
-    which is how the notebooks run their ablations.
+    which is how the notebooks run their ablations. Frozen, so that a recipe can hold it.
     """
 
     size: int

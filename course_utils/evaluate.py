@@ -12,7 +12,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from course_utils.augment import to_float
+from course_utils.images import to_float
 
 ArrayLike = np.ndarray | torch.Tensor
 

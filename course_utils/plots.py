@@ -11,7 +11,7 @@ import plotly.express as px
 import torch
 from sklearn.metrics import ConfusionMatrixDisplay
 
-from course_utils.augment import to_float
+from course_utils.images import to_float
 
 
 def _as_image(image: torch.Tensor) -> np.ndarray:

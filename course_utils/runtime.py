@@ -57,6 +57,29 @@ def device() -> torch.device:
     return torch.device(accelerator)
 
 
+_ON = ("1", "true", "yes", "on")
+_OFF = ("0", "false", "no", "off")
+
+
+def env_flag(name: str, default: bool) -> bool:
+    """An on/off environment variable: 1/0, true/false, yes/no or on/off in any case;
+    unset or empty gives ``default``, anything else is an error that names the variable."""
+    raw = os.environ.get(name, "")
+    value = raw.strip().lower()
+    if not value:
+        return default
+    if value in _ON:
+        return True
+    if value in _OFF:
+        return False
+    raise ValueError(f"{name}={raw!r} is neither on nor off; use one of {'/'.join(_ON)} or {'/'.join(_OFF)}")
+
+
+def retrain_requested() -> bool:
+    """``COURSE_RETRAIN``: train again even when a cached checkpoint matches."""
+    return env_flag("COURSE_RETRAIN", False)
+
+
 @cache
 def _native_bfloat16(device_type: str) -> bool:
     if device_type == "cuda":
@@ -73,7 +96,7 @@ def mixed_precision(device: torch.device) -> AbstractContextManager:
     GPUs; CPUs with AVX512-BF16 or AMX), else a no-op. Convolutions and matrix
     products then run in bfloat16, about twice as fast; losses should be computed
     in float32 outside the block. ``COURSE_BF16=0`` turns it off."""
-    if os.environ.get("COURSE_BF16", "1") == "0" or not _native_bfloat16(device.type):
+    if not env_flag("COURSE_BF16", True) or not _native_bfloat16(device.type):
         return nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
 

@@ -1,32 +1,62 @@
-"""A short training loop over in-memory data, and checkpoint caching.
+"""A short training loop over in-memory data.
 
 The loop knows nothing about the task: a *step* function takes the model and a
 batch of indices into the in-memory dataset and returns the loss (optionally
-with a dict of metrics to log). ``supervised_step`` and ``two_view_step`` build
-the steps the notebooks need.
+with a dict of metrics to log); a *batch order* (any re-iterable of index tensors
+with a length, such as :class:`ShuffledBatches`) says which indices make each batch.
+``supervised_step`` and ``two_view_step`` build the steps the notebooks need;
+:func:`fit` adds the optimiser and learning-rate schedule, and :func:`fit_classifier`
+and :func:`fit_two_view` are its two common uses.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from collections import defaultdict
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Iterator, Sized
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from course_utils.augment import to_float
-from course_utils.runtime import atomic_write, checkpoint_dir, mixed_precision
+from course_utils.checkpoints import History
+from course_utils.images import to_float
+from course_utils.runtime import mixed_precision
 
 StepOutput = torch.Tensor | tuple[torch.Tensor, dict[str, float]]
 Step = Callable[[nn.Module, torch.Tensor], StepOutput]
-History = dict[str, list[float]]
+Augment = Callable[[torch.Tensor], torch.Tensor]
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+
+
+class BatchOrder(Protocol, Sized):
+    """Which items make each batch of an epoch: iterating yields index tensors."""
+
+    def __iter__(self) -> Iterator[torch.Tensor]: ...
+
+
+class ShuffledBatches:
+    """Each epoch a new shuffle of ``range(num_items)`` cut into batches of ``batch_size``.
+
+    The incomplete last batch is dropped (BatchNorm dislikes tiny batches); a batch
+    larger than the data shrinks to the data. The same ``seed`` gives the same order.
+    """
+
+    def __init__(self, num_items: int, batch_size: int, seed: int = 0):
+        if num_items < 1 or batch_size < 1:
+            raise ValueError(f"need at least one item and a batch of at least one, got {num_items} and {batch_size}")
+        self.num_items = num_items
+        self.batch_size = min(batch_size, num_items)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return self.num_items // self.batch_size
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        order = torch.randperm(self.num_items, generator=self.generator)
+        yield from order[: len(self) * self.batch_size].split(self.batch_size)
 
 
 def _device_of(model: nn.Module) -> torch.device:
@@ -80,31 +110,28 @@ def two_view_step(
 def train(
     model: nn.Module,
     step: Step,
-    num_items: int,
+    batches: BatchOrder,
     *,
     epochs: int,
-    batch_size: int,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     validate: Callable[[nn.Module], dict[str, float]] | None = None,
-    seed: int = 0,
     desc: str = "training",
 ) -> History:
-    """Train for ``epochs`` passes over ``num_items`` items in shuffled batches.
+    """Train for ``epochs`` passes over ``batches``.
 
-    Incomplete last batches are dropped (BatchNorm dislikes tiny batches).
     ``scheduler.step()`` runs after every batch. After each epoch ``validate(model)``
-    may add metrics. Returns the history: the mean of every logged value per
-    epoch, and ``step_loss`` for every batch.
+    may add metrics (in eval mode, without gradients). Returns the history: the mean
+    of every logged value per epoch, and ``step_loss`` for every batch.
     """
-    order = torch.Generator().manual_seed(seed)
-    steps = max(1, num_items // batch_size)
+    if epochs < 1 or len(batches) < 1:
+        raise ValueError(f"training needs at least one epoch of at least one batch, got {epochs} x {len(batches)}")
     history: dict[str, list[float]] = defaultdict(list)
     bar = tqdm(range(epochs), desc=desc)
     for _ in bar:
         model.train()
         totals: dict[str, float] = defaultdict(float)
-        for index in torch.randperm(num_items, generator=order)[: steps * batch_size].split(batch_size):
+        for index in batches:
             output = step(model, index)
             loss, metrics = output if isinstance(output, tuple) else (output, {})
             optimizer.zero_grad(set_to_none=True)
@@ -114,7 +141,7 @@ def train(
                 scheduler.step()
             history["step_loss"].append(loss_value := loss.item())
             for key, value in {"loss": loss_value, **metrics}.items():
-                totals[key] += value / steps
+                totals[key] += value / len(batches)
         if validate is not None:
             model.eval()
             with torch.no_grad():
@@ -139,6 +166,33 @@ def warmup_cosine(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def fit(
+    model: nn.Module,
+    step: Step,
+    batches: BatchOrder,
+    *,
+    epochs: int,
+    lr: float,
+    weight_decay: float = 0.0,
+    optimizer: str = "adamw",
+    warmup_steps: int = 0,
+    final_lr_fraction: float = 0.0,
+    validate: Callable[[nn.Module], dict[str, float]] | None = None,
+    desc: str = "training",
+) -> History:
+    """:func:`train` every parameter that requires grad with ``optimizer`` (``adamw``,
+    or ``adam``, whose weight decay is an L2 penalty inside the gradient) and the
+    :func:`warmup_cosine` schedule over all ``epochs * len(batches)`` steps."""
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+    if not lr > 0 or weight_decay < 0:
+        raise ValueError(f"need lr > 0 and weight_decay >= 0, got {lr} and {weight_decay}")
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    opt = OPTIMIZERS[optimizer](parameters, lr=lr, weight_decay=weight_decay)
+    scheduler = warmup_cosine(opt, epochs * len(batches), warmup_steps, final_lr_fraction)
+    return train(model, step, batches, epochs=epochs, optimizer=opt, scheduler=scheduler, validate=validate, desc=desc)
+
+
 def fit_classifier(
     model: nn.Module,
     images: torch.Tensor,
@@ -148,79 +202,42 @@ def fit_classifier(
     batch_size: int,
     lr: float,
     weight_decay: float = 0.0,
-    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    augment: Augment | None = None,
     seed: int = 0,
+    validate: Callable[[nn.Module], dict[str, float]] | None = None,
     desc: str = "training",
 ) -> History:
-    """Supervised training of every parameter that requires grad: AdamW (plain Adam
-    when ``weight_decay`` is 0) and cross-entropy, the learning rate decaying along
-    a cosine to 0. A batch larger than the data shrinks to the data."""
-    batch_size = min(batch_size, len(images))
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
-    scheduler = warmup_cosine(optimizer, epochs * (len(images) // batch_size))
+    """Cross-entropy training of every parameter that requires grad: AdamW (plain Adam
+    when ``weight_decay`` is 0), the learning rate decaying along a cosine to 0, shuffled
+    batches (a batch larger than the data shrinks to the data)."""
     step = supervised_step(images, targets, augment)
-    return train(
-        model, step, len(images), epochs=epochs, batch_size=batch_size, optimizer=optimizer, scheduler=scheduler,
-        seed=seed, desc=desc,
-    )  # fmt: skip
+    batches = ShuffledBatches(len(images), batch_size, seed)
+    return fit(model, step, batches, epochs=epochs, lr=lr, weight_decay=weight_decay, validate=validate, desc=desc)
 
 
-# --- checkpoints ---------------------------------------------------------------------------
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file exists but cannot be loaded."""
-
-
-def _plain(config: dict[str, Any]) -> dict[str, Any]:
-    """The config as JSON would store it (tuples become lists), so saved and new compare equal."""
-    return json.loads(json.dumps(config))
-
-
-def save_checkpoint(path: Path, model: nn.Module, config: dict[str, Any], history: History) -> None:
-    """Write weights, config and history atomically: a crash never leaves half a file."""
-    state = {key: value.cpu() for key, value in model.state_dict().items()}
-    with atomic_write(path) as f:
-        torch.save({"config": _plain(config), "model": state, "history": history}, f)
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a checkpoint with ``weights_only=True`` (no arbitrary code is unpickled)."""
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for damaged files
-        raise CheckpointError(
-            f"{path} is not a readable checkpoint ({type(error).__name__}: {error}); delete it to retrain"
-        ) from error
-    if not isinstance(checkpoint, dict) or not {"config", "model", "history"} <= checkpoint.keys():
-        raise CheckpointError(f"{path} is not a course checkpoint (expected config, model and history)")
-    return checkpoint
-
-
-def train_or_load(
-    name: str,
+def fit_two_view(
     model: nn.Module,
-    config: dict[str, Any],
-    train_fn: Callable[[], History],
-    retrain: bool | None = None,
-    folder: Path | None = None,
+    images: torch.Tensor,
+    augment: Augment,
+    loss_fn: Callable[..., torch.Tensor],
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float = 0.0,
+    optimizer: str = "adamw",
+    warmup_steps: int = 0,
+    final_lr_fraction: float = 0.0,
+    metrics_fn: Callable[..., dict[str, float]] | None = None,
+    seed: int = 0,
+    validate: Callable[[nn.Module], dict[str, float]] | None = None,
+    desc: str = "training",
 ) -> History:
-    """Load ``<checkpoint dir>/<name>.pt`` if it was trained with exactly ``config``;
-    otherwise call ``train_fn()`` and save the result.
-
-    ``retrain=True`` (or ``COURSE_RETRAIN=1``) always trains. Returns the history.
-    """
-    path = (folder or checkpoint_dir()) / f"{name}.pt"
-    if retrain is None:
-        retrain = os.environ.get("COURSE_RETRAIN", "") == "1"
-    if path.exists() and not retrain:
-        checkpoint = load_checkpoint(path)
-        if checkpoint["config"] == _plain(config):
-            model.load_state_dict(checkpoint["model"])
-            print(f"Loaded {name} from {path} (same configuration; COURSE_RETRAIN=1 retrains)")
-            return checkpoint["history"]
-        print(f"{path} was trained with another configuration; training again")
-    history = train_fn()
-    save_checkpoint(path, model, config, history)
-    return history
+    """Self-supervised training on two random views of each image (:func:`two_view_step`)
+    with :func:`fit`'s optimiser and schedule, in shuffled batches."""
+    step = two_view_step(images, augment, loss_fn, metrics_fn)
+    batches = ShuffledBatches(len(images), batch_size, seed)
+    return fit(
+        model, step, batches, epochs=epochs, lr=lr, weight_decay=weight_decay, optimizer=optimizer,
+        warmup_steps=warmup_steps, final_lr_fraction=final_lr_fraction, validate=validate, desc=desc,
+    )  # fmt: skip

@@ -1,0 +1,95 @@
+"""Recipes: one frozen object per experiment holding every setting that changes the
+trained weights (data, model shape, optimiser, schedule, augmentation, epochs, seed).
+
+A recipe builds its model, trains it, and keys the checkpoint cache with its own
+fields, so no configuration is written by hand and no setting can change the
+weights without changing the key. ``recipe.pretrained()`` returns the trained model
+from the cache, or trains it first, on :func:`~course_utils.runtime.device` either way;
+a later notebook reloads another notebook's model by building the same recipe.
+
+Each experiment family has its module here: ``fashion`` (notebook 01's supervised
+baselines), ``simsiam`` (02), ``simclr`` (03).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from torch import nn
+
+from course_utils.checkpoints import CheckpointError, History, cached, load_checkpoint, plain
+from course_utils.runtime import checkpoint_dir, device, retrain_requested, seed_everything
+
+__all__ = ["Recipe"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recipe:
+    """Base class of the course's recipes: subclasses add their settings as fields and
+    implement :meth:`build`, :meth:`load_data` and :meth:`fit`.
+
+    ``name`` is the checkpoint family, ``notebook`` the notebook that trains it.
+    """
+
+    name: ClassVar[str]
+    notebook: ClassVar[str]
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        plain(self.settings())  # every setting must be storable: fail now, not after training
+
+    def settings(self) -> dict[str, Any]:
+        """Every field, with nested settings (an augmentation) as dicts, and the recipe's type."""
+        return {"recipe": type(self).__name__, **asdict(self)}
+
+    def checkpoint_name(self) -> str:
+        """``<name>-<12 hex digits of the settings' hash>``: another setting, another file."""
+        text = json.dumps(plain(self.settings()), sort_keys=True)
+        return f"{self.name}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+    def checkpoint_path(self) -> Path:
+        """Where :meth:`pretrained` caches the trained weights."""
+        return checkpoint_dir() / f"{self.checkpoint_name()}.pt"
+
+    def is_cached(self) -> bool:
+        """Whether a readable checkpoint trained with exactly these settings exists."""
+        try:
+            return plain(self.settings()) == load_checkpoint(self.checkpoint_path())["settings"]
+        except (FileNotFoundError, CheckpointError):
+            return False
+
+    def build(self) -> nn.Module:
+        """A freshly initialised model (call after seeding for repeatable weights)."""
+        raise NotImplementedError
+
+    def load_data(self) -> Any:
+        """Whatever :meth:`fit` trains on, loaded from disk."""
+        raise NotImplementedError
+
+    def fit(self, model: nn.Module, data: Any, validate=None) -> History:
+        """Train ``model`` (already on the device) on ``data``; returns the history."""
+        raise NotImplementedError
+
+    def cost(self) -> str:
+        """What training involves, e.g. "25 epochs over 60,000 images"."""
+        return ""
+
+    def pretrained(self, data: Any = None, *, validate=None, retrain: bool | None = None) -> tuple[nn.Module, History]:
+        """The trained model and its history: from the checkpoint cache when one was
+        trained with exactly these settings, else trained now (``data`` defaults to
+        :meth:`load_data`; ``validate(model)`` may log metrics after each epoch).
+        The model is on :func:`~course_utils.runtime.device` on both paths."""
+        seed_everything(self.seed)
+        model = self.build().to(device())
+
+        def train_fn() -> History:
+            print(f"Training {self.checkpoint_name()} ({self.notebook}): {self.cost()}")
+            return self.fit(model, self.load_data() if data is None else data, validate)
+
+        retrain = retrain_requested() if retrain is None else retrain
+        history = cached(self.checkpoint_name(), self.settings(), model, train_fn, retrain=retrain)
+        return model.to(device()), history
