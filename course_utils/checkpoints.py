@@ -74,14 +74,14 @@ def weights_digest(state: Mapping[str, torch.Tensor]) -> str:
     for key in sorted(state):
         tensor = state[key].detach().cpu().contiguous()
         digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
 
 def _versions() -> dict[str, str]:
     import torchvision
 
-    return {"torch": torch.__version__, "torchvision": torchvision.__version__}
+    return {"torch": str(torch.__version__), "torchvision": str(torchvision.__version__)}
 
 
 def save_checkpoint(path: Path, model: nn.Module, settings: Mapping[str, Any], history: Mapping[str, list]) -> None:
@@ -108,7 +108,10 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         record = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for damaged or unsafe files
-        raise CheckpointError(f"{path} is not a readable checkpoint ({type(error).__name__}: {error}); {retrain}") from error
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint ({type(error).__name__}: {first_line}); {retrain}"
+        ) from error
     expected = {"format", "settings", "model", "history", "digest"}
     if not isinstance(record, dict) or not expected <= record.keys() or record["format"] != FORMAT:
         raise CheckpointError(f"{path} is not a checkpoint of this course (format {FORMAT}); {retrain}")
@@ -159,4 +162,3 @@ def cached(
     history = plain_history(train_fn())
     save_checkpoint(path, model, stored, history)
     return history
-

@@ -10,13 +10,12 @@ import torch
 from course_utils import runtime, seed_everything
 from course_utils.models import Classifier, ConvBackbone, mlp_head
 from course_utils.train import (
-    CheckpointError,
+    ShuffledBatches,
+    fit,
     fit_classifier,
-    load_checkpoint,
-    save_checkpoint,
+    fit_two_view,
     supervised_step,
     train,
-    train_or_load,
     warmup_cosine,
 )
 
@@ -40,12 +39,10 @@ def _run(seed: int, epochs: int = 3):
     history = train(
         model,
         supervised_step(images, targets),
-        len(images),
+        ShuffledBatches(len(images), 16, seed),
         epochs=epochs,
-        batch_size=16,
         optimizer=torch.optim.SGD(model.parameters(), lr=0.05),
         validate=lambda m: {"val_metric": 1.0},
-        seed=seed,
     )
     return model, history
 
@@ -67,65 +64,6 @@ def test_history_has_per_epoch_means_and_every_step():
     assert history["loss"][-1] < history["loss"][0], "the toy problem must be learned"
 
 
-def test_checkpoint_round_trip(isolated):
-    model, history = _run(seed=0, epochs=1)
-    path = isolated / "ck" / "toy.pt"
-    save_checkpoint(path, model, {"lr": 0.05, "sizes": (1, 2)}, history)
-    loaded = load_checkpoint(path)
-    assert loaded["config"] == {"lr": 0.05, "sizes": [1, 2]}
-    assert loaded["history"] == history
-    fresh = _model()
-    fresh.load_state_dict(loaded["model"])
-    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), model.state_dict().values()))
-    assert [p.name for p in path.parent.iterdir()] == ["toy.pt"], "no temporary file may be left behind"
-
-
-def test_cache_hit_miss_and_forced_retrain(isolated, monkeypatch):
-    calls = []
-
-    def trainer(model):
-        def fn():
-            calls.append(1)
-            with torch.no_grad():
-                model.head[0].weight.fill_(len(calls))
-            return {"loss": [float(len(calls))]}
-
-        return fn
-
-    model = _model()
-    assert train_or_load("toy", model, {"epochs": 1}, trainer(model)) == {"loss": [1.0]}
-    second = _model()
-    assert train_or_load("toy", second, {"epochs": 1}, trainer(second)) == {"loss": [1.0]}
-    assert len(calls) == 1, "same configuration: loaded, not trained"
-    assert torch.all(second.head[0].weight == 1.0), "the saved weights must be loaded"
-    train_or_load("toy", _model(), {"epochs": 2}, trainer(_model()))
-    assert len(calls) == 2, "another configuration: trained again"
-    train_or_load("toy", _model(), {"epochs": 2}, trainer(_model()), retrain=True)
-    assert len(calls) == 3
-    monkeypatch.setenv("COURSE_RETRAIN", "1")
-    train_or_load("toy", _model(), {"epochs": 2}, trainer(_model()))
-    assert len(calls) == 4
-    assert (isolated / "checkpoints" / "cpu" / "toy.pt").exists()
-
-
-def test_corrupt_checkpoint_is_a_clear_error(isolated):
-    path = isolated / "bad.pt"
-    path.write_bytes(b"not a checkpoint at all")
-    with pytest.raises(CheckpointError, match="bad.pt is not a readable checkpoint"):
-        load_checkpoint(path)
-
-
-class Payload:
-    """An arbitrary object: weights_only loading must refuse to unpickle it."""
-
-
-def test_loading_refuses_arbitrary_pickled_objects(isolated):
-    path = isolated / "evil.pt"
-    torch.save({"config": {}, "model": {}, "history": {}, "extra": Payload()}, path)
-    with pytest.raises(CheckpointError, match="evil.pt"):
-        load_checkpoint(path)
-
-
 def test_fit_classifier_learns_and_trains_only_what_requires_grad():
     seed_everything(0)
     images, targets = _toy_problem()
@@ -136,11 +74,70 @@ def test_fit_classifier_learns_and_trains_only_what_requires_grad():
     assert all(torch.equal(frozen[k], v) for k, v in model.backbone.state_dict().items())
 
 
-def test_supervised_step_accepts_float_features():
-    features = torch.randn(8, 4)
-    step = supervised_step(features, torch.arange(8) % 2)
-    loss, metrics = step(torch.nn.Linear(4, 2), torch.arange(8))
-    assert loss.ndim == 0 and 0 <= metrics["train_accuracy"] <= 1
+def test_supervised_step_on_float_features_is_the_cross_entropy_written_out():
+    features = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0], [3.0, -1.0]])
+    targets = torch.tensor([0, 1, 1, 0])
+    model = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, -1.0], [0.5, 0.5]]))
+        model.bias.zero_()
+    loss, metrics = supervised_step(features, targets)(model, torch.arange(4))
+    # logits per row: [1, .5], [-2, 1], [0, 1], [4, 1]; -log softmax of the target, averaged
+    logits = [[1.0, 0.5], [-2.0, 1.0], [0.0, 1.0], [4.0, 1.0]]
+    expected = sum(math.log(math.exp(row[0]) + math.exp(row[1])) - row[t] for row, t in zip(logits, [0, 1, 1, 0]))
+    assert loss.item() == pytest.approx(expected / 4, rel=1e-6)
+    assert metrics["train_accuracy"] == 1.0  # every row's larger logit is its target
+
+
+def test_shuffled_batches_cover_every_item_once_per_epoch_and_drop_the_rest():
+    batches = ShuffledBatches(10, 4, seed=1)
+    assert len(batches) == 2
+    for _ in range(3):
+        epoch = list(batches)
+        assert [len(b) for b in epoch] == [4, 4]
+        seen = torch.cat(epoch)
+        assert len(set(seen.tolist())) == 8 and 0 <= seen.min() and seen.max() < 10
+    assert [b.tolist() for b in ShuffledBatches(10, 4, seed=1)] == [b.tolist() for b in ShuffledBatches(10, 4, seed=1)]
+    assert len(ShuffledBatches(3, 64)) == 1, "a batch larger than the data shrinks to the data"
+
+
+@pytest.mark.parametrize("epochs", [0, -1])
+def test_training_refuses_zero_epochs(epochs):
+    model = _model()
+    with pytest.raises(ValueError, match="at least one epoch"):
+        train(model, lambda m, i: torch.zeros(()), ShuffledBatches(8, 4), epochs=epochs,
+              optimizer=torch.optim.SGD(model.parameters(), lr=0.1))  # fmt: skip
+
+
+def test_fit_checks_its_optimiser_and_learning_rate():
+    model = torch.nn.Linear(2, 2)
+    step = supervised_step(torch.randn(8, 2), torch.arange(8) % 2)
+    with pytest.raises(ValueError, match="unknown optimizer 'sgd'"):
+        fit(model, step, ShuffledBatches(8, 4), epochs=1, lr=0.1, optimizer="sgd")
+    with pytest.raises(ValueError, match="lr > 0"):
+        fit(model, step, ShuffledBatches(8, 4), epochs=1, lr=0.0)
+
+
+def test_fit_two_view_feeds_two_different_views_and_lowers_the_loss():
+    seen = []
+
+    class Pair(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(16, 4)
+
+        def forward(self, x1, x2):
+            seen.append(torch.equal(x1, x2))
+            return self.linear(x1.flatten(1)), self.linear(x2.flatten(1))
+
+    def augment(images):  # a random shift of brightness: two calls give two views
+        return images.float() / 255 + 0.1 * torch.rand(len(images), 1, 1, 1)
+
+    images = torch.randint(0, 255, (32, 1, 4, 4), dtype=torch.uint8)
+    history = fit_two_view(Pair(), images, augment, lambda a, b: (a - b).pow(2).mean(), epochs=5, batch_size=8,
+                           lr=0.05)  # fmt: skip
+    assert not any(seen), "the two views must differ"
+    assert len(history["step_loss"]) == 5 * 4 and history["loss"][-1] < history["loss"][0]
 
 
 def test_warmup_cosine_matches_the_formula():
@@ -165,8 +162,15 @@ def test_fit_classifier_shrinks_a_batch_larger_than_the_data():
     assert len(history["step_loss"]) == 2, "one batch of all 12 images per epoch"
 
 
-@pytest.mark.parametrize("setting", ["1", "0"])
-def test_steps_run_the_model_in_bfloat16_where_native_and_the_loss_in_float32(monkeypatch, setting):
+@pytest.mark.parametrize(
+    ("hardware", "setting", "expected"),
+    [(True, "1", torch.bfloat16), (True, "off", torch.float32), (False, "1", torch.float32),
+     (False, "on", torch.float32)],
+)  # fmt: skip
+def test_steps_run_the_model_in_bfloat16_only_on_native_hardware_and_the_loss_in_float32(
+    monkeypatch, hardware, setting, expected
+):
+    monkeypatch.setattr(runtime, "_native_bfloat16", lambda device_type: hardware)
     monkeypatch.setenv("COURSE_BF16", setting)
     seen = {}
 
@@ -178,6 +182,5 @@ def test_steps_run_the_model_in_bfloat16_where_native_and_the_loss_in_float32(mo
 
     features, targets = torch.randn(8, 4), torch.arange(8) % 2
     loss, _ = supervised_step(features, targets)(Probe(4, 2), torch.arange(8))
-    native = setting == "1" and runtime._native_bfloat16("cpu")
-    assert seen["dtype"] == (torch.bfloat16 if native else torch.float32)
+    assert seen["dtype"] == expected
     assert loss.dtype == torch.float32

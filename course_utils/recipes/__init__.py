@@ -13,11 +13,13 @@ baselines), ``simsiam`` (02), ``simclr`` (03).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import types
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Union, get_args, get_origin, get_type_hints
 
 from torch import nn
 
@@ -45,6 +47,13 @@ class Recipe:
     def settings(self) -> dict[str, Any]:
         """Every field, with nested settings (an augmentation) as dicts, and the recipe's type."""
         return {"recipe": type(self).__name__, **asdict(self)}
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> Recipe:
+        """The recipe that :meth:`settings` (or a checkpoint's stored settings) describe."""
+        if settings.get("recipe") != cls.__name__:
+            raise ValueError(f"these settings are a {settings.get('recipe')!r} recipe, not a {cls.__name__}")
+        return _from_plain(cls, {key: value for key, value in settings.items() if key != "recipe"})
 
     def checkpoint_name(self) -> str:
         """``<name>-<12 hex digits of the settings' hash>``: another setting, another file."""
@@ -92,4 +101,18 @@ class Recipe:
 
         retrain = retrain_requested() if retrain is None else retrain
         history = cached(self.checkpoint_name(), self.settings(), model, train_fn, retrain=retrain)
-        return model.to(device()), history
+        return model, history
+
+
+def _from_plain(kind: Any, value: Any) -> Any:
+    """Rebuild a value of type ``kind`` from its JSON form (dicts to dataclasses, lists to tuples)."""
+    if dataclasses.is_dataclass(kind):
+        hints = get_type_hints(kind)
+        return kind(**{key: _from_plain(hints[key], item) for key, item in value.items()})
+    origin = get_origin(kind)
+    if origin is tuple:
+        return tuple(value)
+    if origin in (Union, types.UnionType) and value is not None:
+        arms = [arm for arm in get_args(kind) if arm is not type(None)]
+        return _from_plain(arms[0], value) if len(arms) == 1 else value
+    return value

@@ -1,0 +1,171 @@
+"""Notebook 03's recipes: SimCLR pretraining of a ResNet-18, and the same ResNet-18
+trained from scratch on a few labels per class for comparison."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+from torch import nn
+
+from course_utils.augment import ViewAugment
+from course_utils.checkpoints import History
+from course_utils.data import ImageDataset, load_dataset, per_class
+from course_utils.evaluate import positive_ranks
+from course_utils.images import resize
+from course_utils.losses import nt_xent
+from course_utils.models import Classifier, ResNet18Backbone, SimCLR
+from course_utils.recipes import Recipe
+from course_utils.runtime import pick, profile
+from course_utils.train import fit_classifier, fit_two_view
+
+SIMCLR_DATASETS = ("cifar10", "stl10")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Encoder:
+    """The ResNet-18 shape both recipes share, and the images it sees.
+
+    ``width`` is the first stage's channels (64 is torchvision's); ``imagenet_stem``
+    selects the 7x7 stride-2 conv + max-pool, otherwise one 3x3 conv of ``stem_stride``.
+    """
+
+    dataset: str
+    image_size: int
+    width: int
+    imagenet_stem: bool
+    stem_stride: int
+
+    def __post_init__(self) -> None:
+        if self.dataset not in SIMCLR_DATASETS:
+            raise ValueError(f"dataset must be one of {', '.join(SIMCLR_DATASETS)}, got {self.dataset!r}")
+
+    @classmethod
+    def default(cls, dataset: str) -> Encoder:
+        """The source's full ResNet-18 on 96x96 STL10 on a GPU; a 16-channel one with a
+        stride-2 3x3 stem on 32x32 images on a CPU."""
+        source_scale = profile() == "gpu" and dataset == "stl10"
+        return cls(dataset=dataset, image_size=96 if source_scale else 32, width=pick(smoke=8, cpu=16, gpu=64),
+                   imagenet_stem=source_scale, stem_stride=pick(smoke=2, cpu=2, gpu=1))  # fmt: skip
+
+    def build(self) -> ResNet18Backbone:
+        return ResNet18Backbone(3, width=self.width, small_images=not self.imagenet_stem, stem_stride=self.stem_stride)
+
+
+def simclr_views(image_size: int, crop_scale: tuple[float, float]) -> ViewAugment:
+    """The source's five augmentations (a 9x9 blur only on 96x96 views)."""
+    return ViewAugment(size=image_size, crop_scale=crop_scale, jitter=(0.5, 0.5, 0.5, 0.1), jitter_p=0.8,
+                       grayscale_p=0.2, blur_kernel=9 if image_size == 96 else 0)  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class SimCLRRecipe(Recipe):
+    """SimCLR (Chen et al., 2020): NT-Xent on two views of ``images`` pretraining images
+    (STL10's unlabelled split, or CIFAR-10's training split with its labels unused),
+    AdamW with a linear warm-up and a cosine decay to ``final_lr_fraction`` of ``lr``."""
+
+    name = "simclr"
+    notebook = "03_simclr"
+    encoder: Encoder
+    images: int | None  # None: the whole split
+    epochs: int
+    proj_dim: int = 128
+    batch_size: int = 256
+    lr: float
+    weight_decay: float = 1e-4
+    temperature: float
+    warmup_steps: int
+    final_lr_fraction: float = 1 / 50
+    augment: ViewAugment
+
+    @classmethod
+    def default(cls, dataset: str) -> SimCLRRecipe:
+        """The source's recipe on a GPU (500 epochs); on a CPU a shorter, hotter one."""
+        encoder = Encoder.default(dataset)
+        return cls(
+            encoder=encoder, images=pick(smoke=512, cpu=50_000, gpu=None), epochs=pick(smoke=2, cpu=18, gpu=500),
+            batch_size=pick(smoke=128, cpu=256, gpu=256), lr=pick(smoke=2e-3, cpu=3e-3, gpu=5e-4),
+            temperature=pick(smoke=0.2, cpu=0.2, gpu=0.07), warmup_steps=pick(smoke=2, cpu=50, gpu=0),
+            augment=simclr_views(encoder.image_size, pick(smoke=(0.2, 1.0), cpu=(0.2, 1.0), gpu=(0.08, 1.0))),
+        )  # fmt: skip
+
+    @property
+    def split(self) -> str:
+        return "unlabeled" if self.encoder.dataset == "stl10" else "train"
+
+    def build(self) -> SimCLR:
+        return SimCLR(self.encoder.build(), out_dim=self.proj_dim)
+
+    def load_data(self) -> torch.Tensor:
+        return self.pretraining_images(load_dataset(self.encoder.dataset, self.split))
+
+    def pretraining_images(self, split: ImageDataset) -> torch.Tensor:
+        """``images`` of the pretraining split in a seeded random order (all of them for None)."""
+        order = torch.randperm(len(split), generator=torch.Generator().manual_seed(self.seed))
+        return split.images[order[: self.images]]
+
+    def fit(self, model: nn.Module, data: torch.Tensor, validate=None) -> History:
+        return fit_two_view(
+            model, data, self.augment, partial(nt_xent, temperature=self.temperature), metrics_fn=positive_ranks,
+            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
+            warmup_steps=self.warmup_steps, final_lr_fraction=self.final_lr_fraction, seed=self.seed,
+            validate=validate, desc="SimCLR",
+        )  # fmt: skip
+
+    def cost(self) -> str:
+        images = "the whole split" if self.images is None else f"{self.images:,} images"
+        return f"{self.epochs} epochs over {images}, about 30 s an epoch of 50,000 32x32 images on a 2-core CPU"
+
+
+def scratch_views(image_size: int) -> ViewAugment:
+    """The source's weaker augmentations for the from-scratch baseline: a flip, a mild
+    crop, grayscale and a light blur, no colour jitter (a classifier needs the whole
+    object, and colour is a clue to its class)."""
+    return ViewAugment(size=image_size, crop_scale=(0.8, 1.0), jitter_p=0.0, grayscale_p=0.2,
+                       blur_kernel=9 if image_size == 96 else 3, blur_sigma=(0.1, 0.5), blur_p=1.0)  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScratchRecipe(Recipe):
+    """The same ResNet-18 plus a linear layer trained end to end, from random weights, on
+    ``labels_per_class`` labelled training images per class (a seeded draw): AdamW with a
+    cosine decay to 0."""
+
+    name = "simclr_scratch"
+    notebook = "03_simclr"
+    encoder: Encoder
+    labels_per_class: int
+    epochs: int
+    batch_size: int
+    lr: float = 1e-3
+    weight_decay: float
+    augment: ViewAugment
+
+    @classmethod
+    def default(cls, dataset: str, labels_per_class: int) -> ScratchRecipe:
+        """More epochs for fewer labels, so that every run sees enough steps."""
+        encoder = Encoder.default(dataset)
+        cpu_epochs = {10: 200, 20: 150, 50: 100, 100: 60, 200: 40, 500: 25}
+        return cls(
+            encoder=encoder, labels_per_class=labels_per_class,
+            epochs=pick(smoke=3 if labels_per_class <= 10 else 2, cpu=cpu_epochs.get(labels_per_class, 25), gpu=100),
+            batch_size=pick(smoke=64, cpu=128, gpu=64), weight_decay=pick(smoke=5e-4, cpu=5e-4, gpu=2e-4),
+            augment=scratch_views(encoder.image_size),
+        )  # fmt: skip
+
+    def build(self) -> Classifier:
+        return Classifier(self.encoder.build(), nn.Linear(8 * self.encoder.width, 10))
+
+    def load_data(self) -> ImageDataset:
+        return per_class(load_dataset(self.encoder.dataset, "train"), self.labels_per_class, seed=self.seed)
+
+    def fit(self, model: nn.Module, data: ImageDataset, validate=None) -> History:
+        return fit_classifier(
+            model, resize(data.images, self.encoder.image_size), data.targets, epochs=self.epochs,
+            batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay, augment=self.augment,
+            seed=self.seed, validate=validate, desc=f"from scratch, {self.labels_per_class}/class",
+        )  # fmt: skip
+
+    def cost(self) -> str:
+        return f"{self.epochs} epochs over {10 * self.labels_per_class:,} labelled images"

@@ -1,0 +1,163 @@
+"""Recipes: the cache keys on every field, models land on the device, settings round-trip."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+import course_utils.recipes as recipes
+from course_utils.augment import ViewAugment
+from course_utils.checkpoints import load_checkpoint
+from course_utils.data import ImageDataset
+from course_utils.recipes import Recipe
+from course_utils.recipes.fashion import FashionSupervised
+from course_utils.recipes.simclr import Encoder, ScratchRecipe, SimCLRRecipe
+from course_utils.recipes.simsiam import SimSiamRecipe
+
+
+class Recorder(torch.nn.Linear):
+    """A model that remembers where it was asked to go."""
+
+    def to(self, *args, **kwargs):
+        self.moved_to = args[0] if args else kwargs.get("device")
+        return self
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToyRecipe(Recipe):
+    name = "toy"
+    notebook = "tests"
+    width: int = 3
+    lr: float = 0.1
+    views: ViewAugment = ViewAugment(size=4)
+
+    def build(self) -> torch.nn.Module:
+        return Recorder(self.width, 2)
+
+    def load_data(self) -> torch.Tensor:
+        return torch.ones(5, self.width)
+
+    def fit(self, model, data, validate=None):
+        ToyRecipe.trained += 1
+        with torch.no_grad():
+            model.weight.fill_(data.sum().item() * self.lr)
+        return {"loss": [1.0]}
+
+
+ToyRecipe.trained = 0
+
+
+def _all_recipes() -> list[Recipe]:
+    return [ToyRecipe(), FashionSupervised.few_labels(), FashionSupervised.all_labels(), SimSiamRecipe.default(),
+            SimCLRRecipe.default("cifar10"), ScratchRecipe.default("cifar10", 10)]  # fmt: skip
+
+
+def _changed(value):
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int | float):
+        return value + 1
+    if isinstance(value, tuple):
+        return (value[0] / 2, *value[1:])
+    if value is None:
+        return 1
+    if isinstance(value, str):
+        return "stl10" if value == "cifar10" else "cifar10"
+    raise AssertionError(f"no change defined for {value!r}")
+
+
+def _variants(recipe):
+    """The recipe with each field (nested fields included) changed in turn."""
+    for field in dataclasses.fields(recipe):
+        value = getattr(recipe, field.name)
+        if dataclasses.is_dataclass(value):
+            for inner in _variants(value):
+                yield field.name, dataclasses.replace(recipe, **{field.name: inner[1]})
+        else:
+            yield field.name, dataclasses.replace(recipe, **{field.name: _changed(value)})
+
+
+@pytest.mark.parametrize("recipe", _all_recipes(), ids=lambda r: type(r).__name__)
+def test_every_field_changes_the_checkpoint_name(recipe):
+    names = {recipe.checkpoint_name()}
+    count = 0
+    for field, variant in _variants(recipe):
+        assert variant.checkpoint_name() not in names, f"changing {field} must change the checkpoint"
+        names.add(variant.checkpoint_name())
+        count += 1
+    assert count == len(names) - 1 >= 5
+    assert dataclasses.replace(recipe).checkpoint_name() == recipe.checkpoint_name(), "equal settings, same key"
+
+
+@pytest.mark.parametrize("recipe", _all_recipes(), ids=lambda r: type(r).__name__)
+def test_settings_round_trip_into_an_equal_recipe(recipe):
+    assert type(recipe).from_settings(recipe.settings()) == recipe
+
+
+def test_pretrained_trains_once_then_loads_and_round_trips_through_the_checkpoint(isolated):
+    ToyRecipe.trained = 0
+    recipe = ToyRecipe(lr=0.5)
+    model, history = recipe.pretrained()
+    assert ToyRecipe.trained == 1 and history == {"loss": [1.0]}
+    assert torch.all(model.weight == 15 * 0.5)  # data.sum() = 5 x 3 ones, times lr
+    again, _ = ToyRecipe(lr=0.5).pretrained()
+    assert ToyRecipe.trained == 1, "an identical recipe must hit the cache"
+    assert torch.equal(again.weight, model.weight)
+    ToyRecipe(lr=0.25).pretrained()
+    assert ToyRecipe.trained == 2, "another recipe must miss it"
+    stored = load_checkpoint(recipe.checkpoint_path())["settings"]
+    assert ToyRecipe.from_settings(stored) == recipe
+    assert recipe.is_cached() and not ToyRecipe(lr=0.75).is_cached()
+
+
+def test_the_model_lands_on_the_device_whether_trained_or_loaded(isolated, monkeypatch):
+    target = torch.device("meta")  # a device no model starts on
+    monkeypatch.setattr(recipes, "device", lambda: target)
+    trained, _ = ToyRecipe(width=4).pretrained()
+    loaded, _ = ToyRecipe(width=4).pretrained()
+    assert trained.moved_to == target and loaded.moved_to == target
+
+
+def test_data_given_is_used_instead_of_loading(isolated):
+    model, _ = ToyRecipe(width=2).pretrained(data=torch.full((2, 2), 3.0))
+    assert torch.all(model.weight == 12 * 0.1)
+
+
+def test_a_setting_that_cannot_be_stored_fails_when_the_recipe_is_made():
+    with pytest.raises(TypeError, match="setting width"):
+        ToyRecipe(width=torch.tensor(3))
+
+
+def test_from_settings_refuses_another_recipe_type():
+    with pytest.raises(ValueError, match="'ToyRecipe' recipe, not a SimSiamRecipe"):
+        SimSiamRecipe.from_settings(ToyRecipe().settings())
+
+
+def test_profiles_pick_the_recipes(monkeypatch):
+    assert SimSiamRecipe.default().epochs == 25 and FashionSupervised.few_labels().epochs == 100
+    assert SimCLRRecipe.default("cifar10").encoder == Encoder(dataset="cifar10", image_size=32, width=16,
+                                                              imagenet_stem=False, stem_stride=2)  # fmt: skip
+    monkeypatch.setenv("COURSE_PROFILE", "smoke")
+    assert SimSiamRecipe.default().epochs == 1 and FashionSupervised.few_labels().epochs == 10
+
+
+def test_the_fashion_recipe_trains_its_head_with_the_few_label_settings(monkeypatch):
+    monkeypatch.setenv("COURSE_PROFILE", "smoke")  # 10 epochs at batch 64
+    features, targets = torch.randn(130, 2048), torch.arange(130) % 10
+    history = FashionSupervised.few_labels().train_on(torch.nn.Linear(2048, 10), features, targets)
+    assert len(history["loss"]) == 10
+    assert len(history["step_loss"]) == 10 * (130 // 64), "two full batches per epoch; the last 2 are dropped"
+
+
+def test_the_fashion_recipe_learns_a_learnable_pattern(isolated, monkeypatch):
+    monkeypatch.setenv("COURSE_PROFILE", "smoke")
+    targets = torch.arange(1000) % 10
+    images = torch.randint(0, 40, (1000, 1, 28, 28), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    for c in range(10):  # class c lights up column block c
+        images[targets == c, :, :, 2 * c : 2 * c + 3] = 250
+    data = ImageDataset(images, targets, [str(c) for c in range(10)], "test pattern")
+    _, history = FashionSupervised.few_labels().pretrained(data=data)
+    assert history["train_accuracy"][-1] > 0.9
