@@ -55,11 +55,16 @@ def _all_recipes() -> list[Recipe]:
             SimCLRRecipe.default("cifar10"), ScratchRecipe.default("cifar10", 10)]  # fmt: skip
 
 
-def _changed(value):
+def _changed(name, value):
+    """Another valid value for the setting ``name``."""
+    if name == "blur_kernel":
+        return 3 if value == 0 else value + 2
     if isinstance(value, bool):
         return not value
-    if isinstance(value, int | float):
+    if isinstance(value, int):
         return value + 1
+    if isinstance(value, float):
+        return value / 2 if value else 0.5
     if isinstance(value, tuple):
         return (value[0] / 2, *value[1:])
     if value is None:
@@ -77,7 +82,7 @@ def _variants(recipe):
             for inner in _variants(value):
                 yield field.name, dataclasses.replace(recipe, **{field.name: inner[1]})
         else:
-            yield field.name, dataclasses.replace(recipe, **{field.name: _changed(value)})
+            yield field.name, dataclasses.replace(recipe, **{field.name: _changed(field.name, value)})
 
 
 @pytest.mark.parametrize("recipe", _all_recipes(), ids=lambda r: type(r).__name__)
