@@ -140,6 +140,11 @@ def train(
             if scheduler is not None:
                 scheduler.step()
             history["step_loss"].append(loss_value := loss.item())
+            if not math.isfinite(loss_value):
+                raise FloatingPointError(
+                    f"{desc}: the loss became {loss_value} at step {len(history['step_loss'])}; "
+                    "a lower learning rate usually helps"
+                )
             for key, value in {"loss": loss_value, **metrics}.items():
                 totals[key] += value / len(batches)
         if validate is not None:

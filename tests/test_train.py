@@ -109,6 +109,17 @@ def test_training_refuses_zero_epochs(epochs):
               optimizer=torch.optim.SGD(model.parameters(), lr=0.1))  # fmt: skip
 
 
+def test_a_loss_that_stops_being_finite_stops_training_with_a_clear_error():
+    model = torch.nn.Linear(2, 1)
+    losses = iter([1.0, float("nan")])
+
+    def step(m, index):
+        return m(torch.ones(len(index), 2)).sum() * 0 + next(losses)
+
+    with pytest.raises(FloatingPointError, match="loss became nan at step 2"):
+        train(model, step, ShuffledBatches(8, 4), epochs=1, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+
+
 def test_fit_checks_its_optimiser_and_learning_rate():
     model = torch.nn.Linear(2, 2)
     step = supervised_step(torch.randn(8, 2), torch.arange(8) % 2)
