@@ -506,3 +506,23 @@ def test_a_new_dataset_needs_only_its_catalogue_entry(data, monkeypatch, capsys)
     images, labels = synthetic_standin("shapes", "train")
     assert images.shape[1:] == (3, 20, 20) and torch.bincount(labels).tolist() == [250] * 4
     assert cli(["check", "shapes"]) == 0 and "ok   shapes train: 12 images (3, 20, 20)" in capsys.readouterr().out
+
+
+def test_cli_data_directory_that_is_a_file_is_one_line(isolated, monkeypatch, capsys):
+    (isolated / "afile").write_text("")
+    monkeypatch.setenv("COURSE_DATA_DIR", str(isolated / "afile"))
+    assert cli(["list"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: ValueError: the data directory {isolated / 'afile'} is a file, not a folder")
+    assert err.count("\n") == 1
+
+
+def test_cli_download_failure_is_one_line(monkeypatch, capsys):
+    def torchvision_like(name, data_dir, split):
+        raise RuntimeError("Error downloading x.gz:\nTried https://example.org/, got:\n<urlopen error refused>\n")
+
+    monkeypatch.setattr("course_utils.data.catalogue.download", torchvision_like)
+    assert cli(["download", "mnist"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    expected = "RuntimeError: Error downloading x.gz: Tried https://example.org/, got: <urlopen error refused>"
+    assert lines[1] == f"FAIL mnist train: {expected}"

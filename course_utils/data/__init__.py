@@ -99,8 +99,12 @@ def _split_info(name: str, split: str) -> DatasetInfo:
     return info
 
 
-def _root(data_dir: Path | str | None) -> Path:
-    return Path(data_dir) if data_dir else default_data_dir()
+def data_root(data_dir: Path | str | None = None) -> Path:
+    """``data_dir`` if given, else ``COURSE_DATA_DIR`` (default ``data/``); a file there is a ValueError."""
+    root = Path(data_dir) if data_dir else default_data_dir()
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"the data directory {root} is a file, not a folder (set by data_dir or COURSE_DATA_DIR)")
+    return root
 
 
 def fetch_command(name: str) -> str:
@@ -111,7 +115,7 @@ def fetch_command(name: str) -> str:
 def find(name: str, split: str, data_dir: Path | str | None = None) -> Location | None:
     """The first catalogued :class:`~course_utils.data.catalogue.Location` holding this split, or None."""
     info = _split_info(name, split)
-    root = _root(data_dir)
+    root = data_root(data_dir)
     return next((location for location in info.locations if location.present(root, split)), None)
 
 
@@ -121,7 +125,7 @@ def load_from_disk(name: str, split: str, data_dir: Path | str | None = None) ->
     A file that is there but cannot be read raises :class:`DataFormatError` naming it.
     """
     info = _split_info(name, split)
-    root = _root(data_dir)
+    root = data_root(data_dir)
     location = find(name, split, root)
     if location is None:
         return None
@@ -176,7 +180,7 @@ def load_dataset(
     info = _split_info(name, split)
     if download_missing not in (None, True, False):
         raise TypeError(f"download_missing must be None, True or False, got {download_missing!r}")
-    root = _root(data_dir)
+    root = data_root(data_dir)
     smoke = profile() == "smoke"
     dataset = load_from_disk(name, split, root)
     reason = ""

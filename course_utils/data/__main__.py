@@ -13,13 +13,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from course_utils.runtime import data_dir, profile
+from course_utils.runtime import profile
 
-from . import CATALOGUE, DataFormatError, catalogue, fetch_ways, find, load_from_disk, places
+from . import CATALOGUE, DataFormatError, catalogue, data_root, fetch_ways, find, load_from_disk, places
+
+
+def _one_line(error: BaseException) -> str:
+    """``Type: message`` with the message's line breaks (torchvision's download errors have them) folded."""
+    return f"{type(error).__name__}: {' '.join(str(error).split())}"
 
 
 def _list(names: list[str]) -> int:
-    root = data_dir()
+    root = data_root()
     print(f"data directory: {root}  (set COURSE_DATA_DIR to change it)")
     for name in names:
         info = CATALOGUE[name]
@@ -38,7 +43,7 @@ def _list(names: list[str]) -> int:
 
 
 def _check(names: list[str]) -> int:
-    root = data_dir()
+    root = data_root()
     failed = 0
     for name in names:
         missing = False
@@ -64,7 +69,7 @@ def _check(names: list[str]) -> int:
 
 
 def _download(names: list[str]) -> int:
-    root = data_dir()
+    root = data_root()
     failed = 0
     for name in names:
         info = CATALOGUE[name]
@@ -77,7 +82,7 @@ def _download(names: list[str]) -> int:
                 catalogue.download(name, root, split)
             except Exception as error:  # report every kind of network failure the same way
                 failed += 1
-                print(f"FAIL {name} {split}: {type(error).__name__}: {error}")
+                print(f"FAIL {name} {split}: {_one_line(error)}")
                 continue
             if not find(name, split, root):
                 failed += 1
@@ -103,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as error:  # a one-line message, never a traceback, whatever went wrong
-        print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
+        print(f"error: {_one_line(error)}", file=sys.stderr)
         return 2
 
 

@@ -33,9 +33,10 @@ def check_labels(labels: np.ndarray, low: int, high: int, path: Path) -> None:
     outside = np.flatnonzero((labels < low) | (labels > high))
     if len(outside):
         first = int(outside[0])
+        more = f" (and {len(outside) - 1} more)" if len(outside) > 1 else ""
         raise DataFormatError(
-            f"{path}: label {int(labels[first])} at position {first} (and {len(outside) - 1} more) is outside "
-            f"{low}..{high}: corrupt or not this dataset's file"
+            f"{path}: label {int(labels[first])} at position {first}{more} is outside {low}..{high}: "
+            "corrupt or not this dataset's file"
         )
 
 
