@@ -22,8 +22,8 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
     monkeypatch.delenv("COURSE_RETRAIN", raising=False)
     # No test may touch the Debian package or the network unless it asks to.
-    monkeypatch.setattr("course_utils.data.sources.DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
-    monkeypatch.setattr("course_utils.data.sources.download", _no_network)
+    monkeypatch.setattr("course_utils.data.catalogue.DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
+    monkeypatch.setattr("course_utils.data.catalogue.download", _no_network)
     (tmp_path / "data").mkdir()
     return tmp_path
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import builtins
 import gzip
+import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from conftest import write_cifar_batches, write_image_folder, write_mnist_layout, write_stl10
-from torchvision import datasets as tvd
 
 from course_utils.data import (
+    CATALOGUE,
     CLASSES,
+    SPLITS,
     DataFormatError,
     DatasetNotFoundError,
     ImageDataset,
@@ -21,11 +25,32 @@ from course_utils.data import (
     synthetic_standin,
 )
 from course_utils.data.__main__ import main as cli
+from course_utils.data.catalogue import DatasetInfo, Location
+from course_utils.data.formats import image_folder_reader
 
 
 @pytest.fixture
 def data(isolated):
     return isolated / "data"
+
+
+@pytest.fixture
+def no_md5(monkeypatch):
+    """The tiny CIFAR-10 and STL10 files written here cannot have the official MD5 sums."""
+    monkeypatch.setattr("course_utils.data.formats.check_integrity", lambda *args: True)
+
+
+@pytest.fixture
+def downloads(monkeypatch):
+    """Every download the loader starts, recorded (and failing, as with no network)."""
+    calls = []
+
+    def record(name, data_dir, split):
+        calls.append((name, split))
+        raise ConnectionError("network disabled in tests")
+
+    monkeypatch.setattr("course_utils.data.catalogue.download", record)
+    return calls
 
 
 # --- each source and layout ----------------------------------------------------------------
@@ -56,15 +81,14 @@ def _debian_package(isolated, compress=gzip.compress):
 
 def test_fashion_mnist_from_the_debian_package(isolated, monkeypatch):
     package, written = _debian_package(isolated)
-    monkeypatch.setattr("course_utils.data.sources.DEBIAN_FASHION_MNIST", package)
+    monkeypatch.setattr("course_utils.data.catalogue.DEBIAN_FASHION_MNIST", package)
     ds = load_dataset("fashion_mnist", "test")
     assert np.array_equal(ds.images[:, 0].numpy(), written["test"][0])
     assert "dataset-fashion-mnist" in ds.source
     assert not (isolated / "data" / "FashionMNIST").exists(), "the package must be read without copying"
 
 
-def test_cifar10_python_batches(data, monkeypatch):
-    monkeypatch.setattr("torchvision.datasets.cifar.check_integrity", lambda *a, **k: True)  # other md5 sums
+def test_cifar10_python_batches(data, no_md5):
     images = write_cifar_batches(data)
     train, test = load_dataset("cifar10", "train"), load_dataset("cifar10", "test")
     assert train.images.shape == (20, 3, 32, 32) and test.images.shape == (4, 3, 32, 32)
@@ -83,8 +107,7 @@ def test_cifar10_image_folder_maps_names_to_official_labels(data):
         assert np.array_equal(ds.images[ds.targets == label].numpy(), images)
 
 
-def test_stl10_binary_layout_all_three_splits(data, monkeypatch):
-    monkeypatch.setattr(tvd.STL10, "_check_integrity", lambda self: True)
+def test_stl10_binary_layout_all_three_splits(data, no_md5):
     written = write_stl10(data)
     for split, images in written.items():
         ds = load_dataset("stl10", split)
@@ -97,13 +120,31 @@ def test_stl10_binary_layout_all_three_splits(data, monkeypatch):
 # --- missing data --------------------------------------------------------------------------
 
 
-def test_missing_dataset_outside_smoke_names_places_and_command(data):
+def test_missing_dataset_outside_smoke_names_places_and_command(data, downloads):
+    with pytest.raises(DatasetNotFoundError) as error:
+        load_dataset("cifar10", "test")
+    message = str(error.value)
+    assert str(data / "cifar-10-batches-py") in message and str(data / "cifar10") in message
+    assert "python -m course_utils.data download cifar10   (170 MB download)" in message
+    assert "network disabled" in message, "the download failure must be reported"
+    assert downloads == [("cifar10", "test")]
+
+
+def test_a_download_over_1_gb_is_never_started_unasked(data, downloads):
     with pytest.raises(DatasetNotFoundError) as error:
         load_dataset("stl10", "unlabeled")
+    assert downloads == [], "STL10's 2.6 GB must not start because a notebook found it missing"
     message = str(error.value)
-    assert "stl10" in message and str(data / "stl10_binary") in message
+    assert str(data / "stl10_binary") in message and "2.6 GB" in message
     assert "python -m course_utils.data download stl10" in message
-    assert "network disabled" in message, "the download failure must be reported"
+
+
+def test_a_large_download_starts_when_asked_for(downloads, capsys):
+    with pytest.raises(DatasetNotFoundError, match="network disabled"):
+        load_dataset("stl10", "test", download_missing=True)
+    assert cli(["download", "stl10"]) == 1  # the command line asks by name; the stub has no network
+    assert downloads == [("stl10", "test"), ("stl10", "train"), ("stl10", "test"), ("stl10", "unlabeled")]
+    assert "2.6 GB" in capsys.readouterr().out
 
 
 def test_missing_fashion_mnist_lists_both_places_and_apt(data):
@@ -122,15 +163,12 @@ def test_smoke_profile_falls_back_to_the_standin_and_says_so(monkeypatch, capsys
     assert ds.images.shape[1:] == (3, 96, 96)
 
 
-def test_smoke_profile_does_not_try_to_download(monkeypatch):
+def test_smoke_profile_does_not_try_to_download(monkeypatch, downloads):
+    # The stub records the call instead of raising: the loader catches every download error.
     monkeypatch.setenv("COURSE_PROFILE", "smoke")
-
-    def fail(*args):
-        raise AssertionError("smoke runs must not download")
-
-    monkeypatch.setattr("course_utils.data.sources.download", fail)
-    with pytest.warns(UserWarning):
+    with pytest.warns(UserWarning, match="SYNTHETIC"):
         load_dataset("cifar10", "test")
+    assert downloads == [], "smoke runs must not download"
 
 
 # --- bad input -----------------------------------------------------------------------------
@@ -161,13 +199,12 @@ def test_idx_file_with_a_bad_header_is_named(data):
 
 def test_corrupt_gzip_in_the_debian_package_is_named(isolated, monkeypatch):
     package, _ = _debian_package(isolated, compress=lambda raw: gzip.compress(raw)[:50])
-    monkeypatch.setattr("course_utils.data.sources.DEBIAN_FASHION_MNIST", package)
+    monkeypatch.setattr("course_utils.data.catalogue.DEBIAN_FASHION_MNIST", package)
     with pytest.raises(DataFormatError, match=r"\.gz is truncated or corrupt"):
         load_dataset("fashion_mnist", "train")
 
 
-def test_truncated_stl10_file_is_named(data, monkeypatch):
-    monkeypatch.setattr(tvd.STL10, "_check_integrity", lambda self: True)
+def test_truncated_stl10_file_is_named(data, no_md5):
     write_stl10(data)
     path = data / "stl10_binary" / "train_X.bin"
     path.write_bytes(path.read_bytes()[:-7])
@@ -192,7 +229,117 @@ def test_dataset_rejects_wrong_shapes():
     with pytest.raises(ValueError, match="uint8"):
         ImageDataset(torch.zeros(4, 1, 28, 28), torch.zeros(4), ["a"], "test")
     with pytest.raises(ValueError, match="targets"):
-        ImageDataset(torch.zeros(4, 1, 28, 28, dtype=torch.uint8), torch.zeros(3), ["a"], "test")
+        ImageDataset(torch.zeros(4, 1, 28, 28, dtype=torch.uint8), torch.zeros(3, dtype=torch.long), ["a"], "test")
+
+
+def test_dataset_rejects_labels_outside_its_classes():
+    images = torch.zeros(3, 1, 2, 2, dtype=torch.uint8)
+    with pytest.raises(ValueError, match=r"targets must lie in 0..2.*from 0 to 3"):
+        ImageDataset(images, torch.tensor([0, 3, 1]), ["a", "b", "c"], "test")
+    with pytest.raises(ValueError, match="integer class indices"):
+        ImageDataset(images, torch.tensor([0.0, 1.5, 1.0]), ["a", "b", "c"], "test")
+    assert ImageDataset(images, torch.tensor([-1, -1, 2]), ["a", "b", "c"], "test").targets.tolist() == [-1, -1, 2]
+
+
+def _flip_deflate_bytes(raw: bytes) -> bytes:
+    """gzip with damaged bytes right after its 10-byte header: zlib fails mid-stream (not a CRC error)."""
+    damaged = bytearray(gzip.compress(raw))
+    damaged[12:20] = bytes(b ^ 0xFF for b in damaged[12:20])
+    return bytes(damaged)
+
+
+def test_corrupt_gzip_stream_is_named(isolated, monkeypatch, capsys):
+    package, _ = _debian_package(isolated, compress=_flip_deflate_bytes)
+    monkeypatch.setattr("course_utils.data.catalogue.DEBIAN_FASHION_MNIST", package)
+    with pytest.raises(DataFormatError, match=r"train-images-idx3-ubyte\.gz is truncated or corrupt"):
+        load_dataset("fashion_mnist", "train")
+    assert cli(["check", "fashion_mnist"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL fashion_mnist test: " in out and "t10k-images-idx3-ubyte.gz is truncated or corrupt" in out
+
+
+@pytest.mark.parametrize("layout", ["idx", "stl10", "cifar10"])
+def test_label_out_of_range_is_an_error_naming_the_file(data, no_md5, layout):
+    """A label byte >= the class count must stop the load, not become an IndexError in per_class later."""
+    if layout == "idx":
+        write_mnist_layout(data / "MNIST" / "raw")
+        label_file = data / "MNIST" / "raw" / "train-labels-idx1-ubyte"
+        raw = bytearray(label_file.read_bytes())
+        raw[8 + 5] = 10  # after the 8-byte header; MNIST labels are 0..9
+        name, expected = "mnist", "train-labels-idx1-ubyte: label 10 at position 5"
+    elif layout == "stl10":
+        write_stl10(data)
+        label_file = data / "stl10_binary" / "train_y.bin"
+        raw = bytearray(label_file.read_bytes())
+        raw[2] = 0  # STL10 stores 1..10; unchecked, a 0 would become -1, i.e. "unlabeled"
+        name, expected = "stl10", "train_y.bin: label 0 at position 2"
+    else:
+        write_cifar_batches(data)
+        label_file = data / "cifar-10-batches-py" / "data_batch_2"
+        entry = pickle.loads(label_file.read_bytes())
+        entry["labels"][1] = 12
+        raw = pickle.dumps(entry)
+        name, expected = "cifar10", "data_batch_2: label 12 at position 1"
+    label_file.write_bytes(bytes(raw))
+    with pytest.raises(DataFormatError, match=expected):
+        load_dataset(name, "train")
+
+
+def test_empty_class_folder_is_an_error_naming_it(data):
+    write_image_folder(data / "cifar10" / "test", CLASSES["cifar10"], per_class=2)
+    for image in (data / "cifar10" / "test" / "frog").iterdir():
+        image.unlink()
+    with pytest.raises(DataFormatError, match=r"no images: \S*cifar10/test/frog"):
+        load_dataset("cifar10", "test")
+
+
+def test_cifar10_batch_failing_its_md5_is_named(data):
+    write_cifar_batches(data)  # not the official files, so the very first one fails
+    with pytest.raises(DataFormatError, match="data_batch_1 fails its MD5 check"):
+        load_dataset("cifar10", "train")
+
+
+def test_cifar10_batch_that_is_not_a_pickle_is_named(data, no_md5):
+    write_cifar_batches(data)
+    (data / "cifar-10-batches-py" / "test_batch").write_bytes(b"not a pickle at all")
+    with pytest.raises(DataFormatError, match="test_batch is not a CIFAR-10 batch"):
+        load_dataset("cifar10", "test")
+
+
+def test_images_of_the_wrong_size_are_rejected(data):
+    write_image_folder(data / "cifar10" / "train", CLASSES["cifar10"], per_class=1, size=28)
+    with pytest.raises(DataFormatError, match=r"holds train images of shape \(3, 28, 28\), expected \(3, 32, 32\)"):
+        load_dataset("cifar10", "train")
+
+
+def test_a_folder_in_place_of_a_file_is_named(data, capsys):
+    write_mnist_layout(data / "MNIST" / "raw")
+    path = data / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(DataFormatError, match="cannot read .*t10k-images-idx3-ubyte: Is a directory"):
+        load_dataset("mnist", "test")
+    assert cli(["check", "mnist"]) == 1
+    assert "FAIL mnist test: cannot read" in capsys.readouterr().out
+
+
+def test_an_unreadable_file_is_named_and_the_cli_says_so_in_one_line(data, monkeypatch, capsys):
+    write_mnist_layout(data / "MNIST" / "raw")
+    locked = data / "MNIST" / "raw" / "train-labels-idx1-ubyte"
+    real_open = builtins.open
+
+    def no_permission(file, *args, **kwargs):  # tests may run as root, whom chmod does not stop
+        if isinstance(file, (str, Path)) and Path(file) == locked:
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", no_permission)
+    with pytest.raises(DataFormatError, match="cannot read .*train-labels-idx1-ubyte: Permission denied"):
+        load_dataset("mnist", "train")
+    assert cli(["check", "mnist"]) == 1
+    out = capsys.readouterr().out
+    assert f"FAIL mnist train: cannot read {locked}: Permission denied\n" in out
+    assert "ok   mnist test" in out, "one bad file must not stop the check of the others"
 
 
 # --- subsets -------------------------------------------------------------------------------
@@ -268,8 +415,35 @@ def test_cli_list_shows_found_and_missing(data, capsys):
     write_mnist_layout(data / "MNIST" / "raw")
     assert cli(["list"]) == 0
     out = capsys.readouterr().out
-    assert "mnist          train      found" in out
-    assert "stl10          unlabeled  MISSING; get it with: python -m course_utils.data download stl10" in out
+    assert f"mnist: 10 classes, 1x28x28 images, 12 MB download\n  train      found in {data / 'MNIST' / 'raw'}" in out
+    assert "stl10: 10 classes, 3x96x96 images, 2.6 GB download\n  train      MISSING\n" in out
+    assert "  get it with: python -m course_utils.data download stl10   (2.6 GB download)\n" in out
+    assert "or: sudo apt-get install dataset-fashion-mnist" in out
+
+
+def test_cli_check_does_not_count_the_standin_as_found(monkeypatch, capsys):
+    monkeypatch.setenv("COURSE_PROFILE", "smoke")
+    assert cli(["check", "stl10"]) == 1
+    out = capsys.readouterr().out
+    assert "ok   " not in out and out.count("FAIL stl10") == 3
+    assert "SYNTHETIC stand-in for missing data; it is not the data" in out
+
+
+def test_cli_reports_a_bad_profile_in_one_line(monkeypatch, capsys):
+    monkeypatch.setenv("COURSE_PROFILE", "fast")
+    assert cli(["check", "mnist"]) == 2
+    assert capsys.readouterr().err == (
+        "error: ValueError: COURSE_PROFILE='fast' is not a profile; choose one of smoke, cpu, gpu\n"
+    )
+
+
+def test_cli_turns_an_unexpected_error_into_one_line(monkeypatch, capsys):
+    def broken(*args):
+        raise RuntimeError("something nobody foresaw")
+
+    monkeypatch.setattr("course_utils.data.__main__.load_from_disk", broken)
+    assert cli(["check", "mnist"]) == 2
+    assert capsys.readouterr().err == "error: RuntimeError: something nobody foresaw\n"
 
 
 def test_cli_check_fails_on_missing_and_passes_on_present(data, capsys):
@@ -297,3 +471,58 @@ def test_cli_rejects_unknown_names(capsys):
     with pytest.raises(SystemExit):
         cli(["check", "imagenet"])
     assert "unknown dataset imagenet" in capsys.readouterr().err
+
+
+# --- the catalogue -------------------------------------------------------------------------
+
+
+def test_the_old_tables_are_views_of_the_catalogue():
+    assert list(CATALOGUE) == ["fashion_mnist", "mnist", "cifar10", "stl10"]
+    assert SPLITS == {name: info.splits for name, info in CATALOGUE.items()}
+    assert CLASSES == {name: list(info.classes) for name, info in CATALOGUE.items()}
+    assert CLASSES["fashion_mnist"][0] == "T-shirt/top" and CLASSES["stl10"][7] == "monkey"
+    assert [CATALOGUE[name].download_size for name in CATALOGUE] == ["30 MB", "12 MB", "170 MB", "2.6 GB"]
+
+
+def test_a_new_dataset_needs_only_its_catalogue_entry(data, monkeypatch, capsys):
+    """A 4-class, 3x20x20 dataset in an ImageFolder tree: the loader, stand-in and CLI all follow its entry."""
+    fetched = []
+    entry = DatasetInfo(
+        name="shapes",
+        splits=("train",),
+        classes=("circle", "square", "star", "triangle"),
+        shape=(3, 20, 20),
+        locations=(Location("ImageFolder layout", lambda d: d / "shapes", lambda split: [split], image_folder_reader),),
+        fetch=lambda data_dir, split: fetched.append(split),
+        download_mb=1,
+    )
+    monkeypatch.setitem(CATALOGUE, "shapes", entry)
+    written = write_image_folder(data / "shapes" / "train", list(entry.classes), per_class=3, size=20)
+    ds = load_dataset("shapes", "train")
+    assert ds.images.shape == (12, 3, 20, 20) and ds.classes == list(entry.classes)
+    assert np.array_equal(ds.images[ds.targets == 2].numpy(), written["star"])
+    with pytest.raises(ValueError, match="shapes has no split 'test'"):
+        load_dataset("shapes", "test")
+    images, labels = synthetic_standin("shapes", "train")
+    assert images.shape[1:] == (3, 20, 20) and torch.bincount(labels).tolist() == [250] * 4
+    assert cli(["check", "shapes"]) == 0 and "ok   shapes train: 12 images (3, 20, 20)" in capsys.readouterr().out
+
+
+def test_cli_data_directory_that_is_a_file_is_one_line(isolated, monkeypatch, capsys):
+    (isolated / "afile").write_text("")
+    monkeypatch.setenv("COURSE_DATA_DIR", str(isolated / "afile"))
+    assert cli(["list"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: ValueError: the data directory {isolated / 'afile'} is a file, not a folder")
+    assert err.count("\n") == 1
+
+
+def test_cli_download_failure_is_one_line(monkeypatch, capsys):
+    def torchvision_like(name, data_dir, split):
+        raise RuntimeError("Error downloading x.gz:\nTried https://example.org/, got:\n<urlopen error refused>\n")
+
+    monkeypatch.setattr("course_utils.data.catalogue.download", torchvision_like)
+    assert cli(["download", "mnist"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    expected = "RuntimeError: Error downloading x.gz: Tried https://example.org/, got: <urlopen error refused>"
+    assert lines[1] == f"FAIL mnist train: {expected}"

@@ -4,6 +4,9 @@
 >>> train.images.shape, train.images.dtype, train.source
 (torch.Size([60000, 1, 28, 28]), torch.uint8, '...')
 
+What the course knows about each dataset (splits, classes, shape, where it may
+be, how it is fetched) is one entry of :data:`CATALOGUE`, in :mod:`.catalogue`;
+the readers of the on-disk formats are in :mod:`.formats`.
 ``python -m course_utils.data list|check|download [names...]`` does the same
 from a shell.
 """
@@ -19,21 +22,25 @@ from torch.utils.data import Dataset
 from course_utils.runtime import data_dir as default_data_dir
 from course_utils.runtime import profile
 
-from . import sources
-from .sources import CLASSES, LOCATIONS, DataFormatError
+from . import catalogue
+from .catalogue import CATALOGUE, DatasetInfo, Location, dataset_info
+from .formats import DataFormatError
 from .synthetic import synthetic_standin
 
-SPLITS: dict[str, tuple[str, ...]] = {
-    "fashion_mnist": ("train", "test"),
-    "mnist": ("train", "test"),
-    "cifar10": ("train", "test"),
-    "stl10": ("train", "test", "unlabeled"),
-}
+# Views of the catalogue, for code that only needs one fact.
+CLASSES: dict[str, list[str]] = {name: list(info.classes) for name, info in CATALOGUE.items()}
+SPLITS: dict[str, tuple[str, ...]] = {name: info.splits for name, info in CATALOGUE.items()}
+
+# A download larger than this starts only when asked for: by ``download_missing=True`` or
+# ``python -m course_utils.data download NAME``, never by a notebook finding the data missing.
+ASK_BEFORE_MB = 1000
 
 __all__ = [
+    "CATALOGUE",
     "CLASSES",
     "SPLITS",
     "DataFormatError",
+    "DatasetInfo",
     "DatasetNotFoundError",
     "ImageDataset",
     "first_k",
@@ -50,7 +57,8 @@ class DatasetNotFoundError(FileNotFoundError):
 class ImageDataset(Dataset):
     """A whole split in memory: ``images`` uint8 (N, C, H, W), ``targets`` int64 (N,).
 
-    ``targets`` is -1 for unlabeled images. ``source`` says where the data came from.
+    ``targets`` is -1 for unlabeled images, else an index into ``classes``.
+    ``source`` says where the data came from.
     """
 
     def __init__(self, images: torch.Tensor, targets: torch.Tensor, classes: list[str], source: str):
@@ -58,6 +66,13 @@ class ImageDataset(Dataset):
             raise ValueError(f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
         if targets.shape != (len(images),):
             raise ValueError(f"targets must have shape ({len(images)},), got {tuple(targets.shape)}")
+        if targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool:
+            raise ValueError(f"targets must be integer class indices, got {targets.dtype}")
+        if len(targets) and (targets.min() < -1 or targets.max() >= len(classes)):
+            raise ValueError(
+                f"targets must lie in 0..{len(classes) - 1} (or -1 for unlabeled), "
+                f"got values from {int(targets.min())} to {int(targets.max())}"
+            )
         self.images = images
         self.targets = targets.long()
         self.classes = list(classes)
@@ -77,11 +92,19 @@ class ImageDataset(Dataset):
         return ImageDataset(self.images[indices], self.targets[indices], self.classes, f"{self.source}, {note}")
 
 
-def _check_name(name: str, split: str) -> None:
-    if name not in SPLITS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(SPLITS)}")
-    if split not in SPLITS[name]:
-        raise ValueError(f"{name} has no split {split!r}; choose one of {', '.join(SPLITS[name])}")
+def _split_info(name: str, split: str) -> DatasetInfo:
+    info = dataset_info(name)
+    if split not in info.splits:
+        raise ValueError(f"{name} has no split {split!r}; choose one of {', '.join(info.splits)}")
+    return info
+
+
+def data_root(data_dir: Path | str | None = None) -> Path:
+    """``data_dir`` if given, else ``COURSE_DATA_DIR`` (default ``data/``); a file there is a ValueError."""
+    root = Path(data_dir) if data_dir else default_data_dir()
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"the data directory {root} is a file, not a folder (set by data_dir or COURSE_DATA_DIR)")
+    return root
 
 
 def fetch_command(name: str) -> str:
@@ -89,20 +112,55 @@ def fetch_command(name: str) -> str:
     return f"python -m course_utils.data download {name}"
 
 
-def find(name: str, split: str, data_dir: Path | None = None):
-    """The first :class:`~course_utils.data.sources.Location` holding this split, or None."""
-    _check_name(name, split)
-    root = Path(data_dir) if data_dir else default_data_dir()
-    return next((loc for loc in LOCATIONS[name] if loc.present(root, split)), None)
+def find(name: str, split: str, data_dir: Path | str | None = None) -> Location | None:
+    """The first catalogued :class:`~course_utils.data.catalogue.Location` holding this split, or None."""
+    info = _split_info(name, split)
+    root = data_root(data_dir)
+    return next((location for location in info.locations if location.present(root, split)), None)
+
+
+def load_from_disk(name: str, split: str, data_dir: Path | str | None = None) -> ImageDataset | None:
+    """The split read from the first place that holds it, or None: never downloads, never substitutes.
+
+    A file that is there but cannot be read raises :class:`DataFormatError` naming it.
+    """
+    info = _split_info(name, split)
+    root = data_root(data_dir)
+    location = find(name, split, root)
+    if location is None:
+        return None
+    try:
+        images, targets = location.read(location.folder(root), split, info.classes)
+    except OSError as error:  # no permission, a folder where a file should be, a file gone since found
+        where = error.filename or location.describe(root)
+        raise DataFormatError(f"cannot read {where}: {error.strerror or error}") from error
+    if tuple(images.shape[1:]) != info.shape:
+        raise DataFormatError(
+            f"{location.describe(root)} holds {split} images of shape {tuple(images.shape[1:])}, expected {info.shape}"
+        )
+    return ImageDataset(images, targets, list(info.classes), f"{name} {split} from {location.describe(root)}")
+
+
+def fetch_ways(name: str) -> list[str]:
+    """Every way to get ``name``: the download command (with its size), then any other."""
+    info = dataset_info(name)
+    command = f"{fetch_command(name)}   ({info.download_size} download)"
+    return [command, info.fetch_hint] if info.fetch_hint else [command]
+
+
+def places(name: str, data_dir: Path) -> list[str]:
+    """Every place ``name`` is looked for, in order, described."""
+    return [location.describe(data_dir) for location in dataset_info(name).locations]
 
 
 def not_found_message(name: str, split: str, data_dir: Path, reason: str = "") -> str:
-    looked = "\n".join(f"  - {loc.describe(data_dir)}" for loc in LOCATIONS[name])
-    hint = f"\nFetch it with:\n  {fetch_command(name)}"
-    if name == "fashion_mnist":
-        hint += "\nor, on Debian/Ubuntu:\n  sudo apt-get install dataset-fashion-mnist"
-    hint += "\n(set COURSE_DATA_DIR to use another data directory)"
-    return f"{name} ({split} split) not found. Looked in:\n{looked}\n{reason}{hint}"
+    """Where ``name`` was looked for, why it was not fetched, and every way to fetch it."""
+    looked = "\n".join(f"  - {place}" for place in places(name, data_dir))
+    ways = "\nor:\n  ".join(fetch_ways(name))
+    return (
+        f"{name} ({split} split) not found. Looked in:\n{looked}\n{reason}Fetch it with:\n  {ways}\n"
+        "(set COURSE_DATA_DIR to use another data directory)"
+    )
 
 
 def load_dataset(
@@ -112,26 +170,32 @@ def load_dataset(
 
     Looks in the data directory (``COURSE_DATA_DIR``, default ``data/``) in
     torchvision's layouts, then in the other places this dataset may be (the
-    Debian package for FashionMNIST, an ImageFolder tree for CIFAR-10), then
-    downloads with torchvision unless ``download_missing`` is False (the default
-    is to download outside the ``smoke`` profile). Still missing: in ``smoke`` the
-    synthetic stand-in is returned with a warning; otherwise
+    Debian package for FashionMNIST, an ImageFolder tree for CIFAR-10). A missing
+    split is downloaded with torchvision when ``download_missing`` is True; when it
+    is None (the default) only outside the ``smoke`` profile and only if the download
+    is under ``ASK_BEFORE_MB`` (STL10's 2.6 GB must be asked for). Still missing: in
+    ``smoke`` the synthetic stand-in is returned with a warning; otherwise
     :class:`DatasetNotFoundError` says where it looked and how to fetch it.
     """
-    _check_name(name, split)
-    root = Path(data_dir) if data_dir else default_data_dir()
+    info = _split_info(name, split)
+    if download_missing not in (None, True, False):
+        raise TypeError(f"download_missing must be None, True or False, got {download_missing!r}")
+    root = data_root(data_dir)
     smoke = profile() == "smoke"
-    location = find(name, split, root)
+    dataset = load_from_disk(name, split, root)
     reason = ""
-    if location is None and (not smoke if download_missing is None else download_missing):
-        try:
-            sources.download(name, root, split)
-            location = find(name, split, root)
-        except Exception as error:  # network errors come in many types; the message says which
-            reason = f"Download failed: {type(error).__name__}: {error}\n"
-    if location is not None:
-        images, targets = location.read(root, split)
-        return ImageDataset(images, targets, CLASSES[name], f"{name} {split} from {location.describe(root)}")
+    if dataset is None and (not smoke if download_missing is None else download_missing):
+        if download_missing is None and info.download_mb > ASK_BEFORE_MB:
+            reason = f"It is a {info.download_size} download, so it is not started without being asked for.\n"
+        else:
+            try:
+                catalogue.download(name, root, split)
+            except Exception as error:  # network errors come in many types; the message says which
+                reason = f"Download failed: {type(error).__name__}: {error}\n"
+            else:
+                dataset = load_from_disk(name, split, root)
+    if dataset is not None:
+        return dataset
     if smoke:
         warnings.warn(
             f"{name} {split} not found; the smoke profile uses the SYNTHETIC stand-in instead. "
@@ -140,7 +204,7 @@ def load_dataset(
         )
         print(f"NOTE: using the synthetic stand-in for {name} ({split}): the real data is missing.")
         images, targets = synthetic_standin(name, split)
-        return ImageDataset(images, targets, CLASSES[name], f"SYNTHETIC stand-in for {name} {split}")
+        return ImageDataset(images, targets, list(info.classes), f"SYNTHETIC stand-in for {name} {split}")
     raise DatasetNotFoundError(not_found_message(name, split, root, reason))
 
 

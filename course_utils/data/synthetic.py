@@ -13,27 +13,27 @@ import zlib
 
 import torch
 
-SHAPES = {"fashion_mnist": (1, 28, 28), "mnist": (1, 28, 28), "cifar10": (3, 32, 32), "stl10": (3, 96, 96)}
+from .catalogue import dataset_info
+
 SIZES = {"train": 1000, "test": 500, "unlabeled": 2000}
-NUM_CLASSES = 10
 
 
 def synthetic_standin(name: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 images (N, C, H, W) with the real dataset's shape, and int64 labels.
+    """uint8 images (N, C, H, W) with the real dataset's shape and class count, and int64 labels.
 
     Classes are balanced; ``unlabeled`` gets labels -1. The same (name, split)
     always gives the same images.
     """
-    if name not in SHAPES:
-        raise ValueError(f"no synthetic stand-in for {name!r}; choose one of {', '.join(SHAPES)}")
+    info = dataset_info(name)
     if split not in SIZES:
         raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SIZES)}")
-    channels, height, width = SHAPES[name]
+    channels, height, width = info.shape
+    num_classes = len(info.classes)
     n = SIZES[split]
     g = torch.Generator().manual_seed(zlib.crc32(f"{name}/{split}".encode()))
-    labels = torch.arange(n) % NUM_CLASSES
+    labels = torch.arange(n) % num_classes
     # Angles spread over half a turn, so that a left-right flip maps no class onto another.
-    angle = (labels.float() + 0.5) * (math.pi / 2) / NUM_CLASSES + torch.randn(n, generator=g) * 0.03
+    angle = (labels.float() + 0.5) * (math.pi / 2) / num_classes + torch.randn(n, generator=g) * 0.03
     period = height / 4 * (1 + 0.2 * torch.rand(n, generator=g))
     phase = 2 * math.pi * torch.rand(n, generator=g)
     y, x = torch.meshgrid(torch.arange(height).float(), torch.arange(width).float(), indexing="ij")
