@@ -22,6 +22,7 @@ Range = tuple[float, float]
 
 # ITU-R 601 luma weights, the ones torchvision's rgb_to_grayscale uses.
 _LUMA = torch.tensor([0.299, 0.587, 0.114])
+# How far past [0, 1] a float batch may go: resampling a [0, 1] image can round just outside it.
 _SLACK = 1e-3
 
 
@@ -40,10 +41,9 @@ def _check_batch(x: torch.Tensor, where: str) -> None:
     """A non-empty float (N, C, H, W) batch with values in [0, 1]; one pass over the values."""
     _check_shape(x, where)
     if not x.is_floating_point():
-        raise ValueError(f"{where} expects a float batch of shape (N, C, H, W), got {x.dtype} {tuple(x.shape)}")
-    low, high = torch.stack(torch.aminmax(x)).tolist()
-    # Written so that NaN fails too; the slack lets resampling round just past 0 or 1.
-    if not (low >= -_SLACK and high <= 1 + _SLACK):
+        raise TypeError(f"{where} expects float images, got {x.dtype}; convert uint8 with course_utils.images.to_float")
+    low, high = torch.stack(torch.aminmax(x)).tolist()  # one pass over the values, one device sync
+    if not (low >= -_SLACK and high <= 1 + _SLACK):  # written so that NaN fails too
         raise ValueError(
             f"{where} expects float images with values in [0, 1], got values in [{low:.4g}, {high:.4g}]: "
             "pass the uint8 images or divide by 255"
