@@ -10,6 +10,7 @@ On a laptop CPU this is what keeps two augmented views per image affordable.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -21,15 +22,67 @@ Range = tuple[float, float]
 
 # ITU-R 601 luma weights, the ones torchvision's rgb_to_grayscale uses.
 _LUMA = torch.tensor([0.299, 0.587, 0.114])
+# How far past [0, 1] a float batch may go: resampling a [0, 1] image can round just outside it.
+_SLACK = 1e-3
 
 
 def _uniform(n: int, low: float, high: float, like: torch.Tensor, generator=None) -> torch.Tensor:
     return torch.rand(n, generator=generator, device=like.device) * (high - low) + low
 
 
-def _check_batch(x: torch.Tensor) -> None:
-    if x.ndim != 4 or not x.is_floating_point():
-        raise ValueError(f"expected a float batch of shape (N, C, H, W), got {x.dtype} {tuple(x.shape)}")
+def _check_shape(x: torch.Tensor, where: str) -> None:
+    if x.ndim != 4:
+        raise ValueError(f"{where} expects a batch of shape (N, C, H, W), got {x.dtype} {tuple(x.shape)}")
+    if len(x) == 0:
+        raise ValueError(f"{where} got an empty batch")
+
+
+def _check_batch(x: torch.Tensor, where: str) -> None:
+    """A non-empty float (N, C, H, W) batch with values in [0, 1]; one pass over the values."""
+    _check_shape(x, where)
+    if not x.is_floating_point():
+        raise TypeError(f"{where} expects float images, got {x.dtype}; convert uint8 with course_utils.images.to_float")
+    low, high = torch.stack(torch.aminmax(x)).tolist()  # one pass over the values, one device sync
+    if not (low >= -_SLACK and high <= 1 + _SLACK):  # written so that NaN fails too
+        raise ValueError(
+            f"{where} expects float images with values in [0, 1], got values in [{low:.4g}, {high:.4g}]: "
+            "pass the uint8 images or divide by 255"
+        )
+
+
+def _check_size(name: str, size: int) -> None:
+    if not (isinstance(size, numbers.Integral) and size > 0):
+        raise ValueError(f"{name} must be a positive int, got {size!r}")
+
+
+def _check_probability(name: str, p: float) -> None:
+    if not 0 <= p <= 1:
+        raise ValueError(f"{name} must be a probability in [0, 1], got {p}")
+
+
+def _check_interval(name: str, pair: Range, low: float, high: float = math.inf) -> None:
+    """``pair`` is (min, max) with low < min <= max <= high."""
+    if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(isinstance(v, numbers.Real) for v in pair)):
+        raise TypeError(f"{name} must be a pair (min, max) of numbers, got {pair!r}")
+    if not low < pair[0] <= pair[1] <= high:
+        upper = "" if high == math.inf else f" <= {high}"
+        raise ValueError(f"{name} must be (min, max) with {low} < min <= max{upper}, got {tuple(pair)}")
+
+
+def _check_jitter(brightness: float, contrast: float, saturation: float, hue: float) -> None:
+    # Factors are drawn from [1 - s, 1 + s]: past 1 they could turn negative and invert the image.
+    limits = {"brightness": 1, "contrast": 1, "saturation": 1, "hue": 0.5}
+    for (name, high), strength in zip(limits.items(), [brightness, contrast, saturation, hue]):
+        if not 0 <= strength <= high:
+            raise ValueError(f"color jitter {name} must be in [0, {high}], got {strength}")
+
+
+def _check_kernel(name: str, kernel_size: int, height: int, width: int) -> None:
+    if not (isinstance(kernel_size, numbers.Integral) and kernel_size >= 3 and kernel_size % 2 == 1):
+        raise ValueError(f"{name} must be an odd number >= 3, got {kernel_size!r}")
+    side = kernel_size // 2 + 1  # reflect padding needs a border narrower than the image
+    if min(height, width) < side:
+        raise ValueError(f"{name} {kernel_size} needs images of at least {side}x{side}, got {height}x{width}")
 
 
 def random_resized_crop(
@@ -47,7 +100,15 @@ def random_resized_crop(
     left-right with probability ``flip_p``. One ``affine_grid`` + ``grid_sample``
     does crop, resize and flip for the whole batch.
     """
-    _check_batch(x)
+    _check_batch(x, "random_resized_crop")
+    _check_size("size", size)
+    _check_interval("scale", scale, 0, 1)
+    _check_interval("ratio", ratio, 0)
+    _check_probability("flip_p", flip_p)
+    return _random_resized_crop(x, size, scale, ratio, flip_p, generator)
+
+
+def _random_resized_crop(x, size, scale, ratio, flip_p, generator):
     n = x.shape[0]
     area = _uniform(n, *scale, x, generator)
     log_r = _uniform(n, math.log(ratio[0]), math.log(ratio[1]), x, generator)
@@ -70,6 +131,8 @@ def random_resized_crop(
 
 def _grayscale(x: torch.Tensor) -> torch.Tensor:
     """(N, 3, H, W) -> (N, 1, H, W) luma."""
+    if x.shape[1] != 3:
+        raise ValueError(f"colour augmentations expect 1 (grey) or 3 (RGB) channels, got {x.shape[1]}")
     return torch.einsum("nchw,c->nhw", x, _LUMA.to(x)).unsqueeze(1)
 
 
@@ -97,12 +160,18 @@ def color_jitter(
 ) -> torch.Tensor:
     """Random brightness, contrast, saturation and hue, each image with its own factors.
 
-    Factors are drawn from ``[1 - s, 1 + s]`` for strength ``s`` (hue: a shift in
-    ``[-hue, hue]`` turns), as in torchvision's ``ColorJitter``; the ops run in a
-    fixed order. Each image is jittered with probability ``p``. Saturation and hue
+    Factors are drawn from ``[1 - s, 1 + s]`` for strength ``s`` in [0, 1] (hue: a shift in
+    ``[-hue, hue]`` turns, hue in [0, 0.5]), as in torchvision's ``ColorJitter``; the ops run
+    in a fixed order. Each image is jittered with probability ``p``. Saturation and hue
     leave one-channel images unchanged.
     """
-    _check_batch(x)
+    _check_batch(x, "color_jitter")
+    _check_jitter(brightness, contrast, saturation, hue)
+    _check_probability("p", p)
+    return _color_jitter(x, brightness, contrast, saturation, hue, p, generator)
+
+
+def _color_jitter(x, brightness, contrast, saturation, hue, p, generator):
     n = x.shape[0]
     factor = lambda s: _uniform(n, 1 - s, 1 + s, x, generator).view(n, 1, 1, 1)  # noqa: E731
     out = (x * factor(brightness)).clamp(0, 1)
@@ -120,7 +189,12 @@ def color_jitter(
 
 def random_grayscale(x: torch.Tensor, p: float = 0.2, generator: torch.Generator | None = None) -> torch.Tensor:
     """Turn each RGB image grey (all three channels equal) with probability ``p``."""
-    _check_batch(x)
+    _check_batch(x, "random_grayscale")
+    _check_probability("p", p)
+    return _random_grayscale(x, p, generator)
+
+
+def _random_grayscale(x, p, generator):
     if x.shape[1] == 1:
         return x
     pick = torch.rand(x.shape[0], generator=generator, device=x.device) < p
@@ -138,9 +212,14 @@ def gaussian_blur(
 
     The separable kernel is applied as two grouped convolutions, one kernel per image.
     """
-    _check_batch(x)
-    if kernel_size % 2 != 1 or kernel_size < 3:
-        raise ValueError(f"kernel_size must be an odd number >= 3, got {kernel_size}")
+    _check_batch(x, "gaussian_blur")
+    _check_kernel("kernel_size", kernel_size, *x.shape[-2:])
+    _check_interval("sigma", sigma, 0)
+    _check_probability("p", p)
+    return _gaussian_blur(x, kernel_size, sigma, p, generator)
+
+
+def _gaussian_blur(x, kernel_size, sigma, p, generator):
     n, c, h, w = x.shape
     s = _uniform(n, *sigma, x, generator).view(n, 1)
     offsets = torch.arange(kernel_size, device=x.device) - kernel_size // 2
@@ -160,7 +239,8 @@ class ViewAugment:
     """The SimCLR family of augmentations, one random view per call.
 
     Set a strength to 0 (or a probability to 0) to switch that augmentation off,
-    which is how the notebooks run their ablations. Frozen, so that a recipe can hold it.
+    which is how the notebooks run their ablations; ``blur_kernel=0`` means no blur.
+    Frozen, so that a recipe can hold it. The settings are checked when it is built.
     """
 
     size: int
@@ -174,14 +254,35 @@ class ViewAugment:
     blur_sigma: Range = (0.1, 2.0)
     blur_p: float = 0.5
 
+    def __post_init__(self) -> None:
+        _check_size("size", self.size)
+        _check_interval("crop_scale", self.crop_scale, 0, 1)
+        _check_interval("crop_ratio", self.crop_ratio, 0)
+        for name in ["flip_p", "jitter_p", "grayscale_p", "blur_p"]:
+            _check_probability(name, getattr(self, name))
+        if not (isinstance(self.jitter, (tuple, list)) and len(self.jitter) == 4):
+            raise ValueError(f"jitter must be 4 strengths (brightness, contrast, saturation, hue), got {self.jitter!r}")
+        _check_jitter(*self.jitter)
+        if self.blur_kernel != 0:
+            _check_kernel("blur_kernel", self.blur_kernel, self.size, self.size)
+            _check_interval("blur_sigma", self.blur_sigma, 0)
+
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """uint8 or [0, 1] float batch (N, C, H, W) -> augmented float batch (N, C, size, size)."""
-        x = to_float(images) if images.dtype == torch.uint8 else images
-        x = random_resized_crop(x, self.size, self.crop_scale, self.crop_ratio, self.flip_p, generator)
+        if images.dtype == torch.uint8:
+            _check_shape(images, "ViewAugment")
+            x = to_float(images)
+        elif images.is_floating_point():
+            _check_batch(images, "ViewAugment")
+            x = images
+        else:
+            raise TypeError(f"ViewAugment expects uint8 or float images, got {images.dtype}")
+        # Input and settings are checked once here, so the steps skip the public functions' checks.
+        x = _random_resized_crop(x, self.size, self.crop_scale, self.crop_ratio, self.flip_p, generator)
         if self.jitter_p > 0 and any(self.jitter):
-            x = color_jitter(x, *self.jitter, p=self.jitter_p, generator=generator)
+            x = _color_jitter(x, *self.jitter, p=self.jitter_p, generator=generator)
         if self.grayscale_p > 0:
-            x = random_grayscale(x, self.grayscale_p, generator=generator)
+            x = _random_grayscale(x, self.grayscale_p, generator=generator)
         if self.blur_kernel:
-            x = gaussian_blur(x, self.blur_kernel, self.blur_sigma, self.blur_p, generator=generator)
+            x = _gaussian_blur(x, self.blur_kernel, self.blur_sigma, self.blur_p, generator=generator)
         return x

@@ -12,6 +12,8 @@ import torch.nn.functional as F
 def _check_pair(a: torch.Tensor, b: torch.Tensor, names: str) -> None:
     if a.ndim != 2 or a.shape != b.shape:
         raise ValueError(f"{names} must both be (N, D) with the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    if len(a) == 0:
+        raise ValueError(f"{names} are an empty batch; a loss needs at least one row")  # the mean would be NaN
 
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
@@ -30,6 +32,8 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> tor
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     n = len(z1)
+    if n < 2:
+        raise ValueError(f"nt_xent needs at least 2 images per batch (the other images are the negatives), got {n}")
     z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
     logits = z @ z.T / temperature
     logits.fill_diagonal_(float("-inf"))  # a view is not its own candidate
@@ -65,6 +69,8 @@ def contrastive_pair_loss(x1: torch.Tensor, x2: torch.Tensor, same: torch.Tensor
     _check_pair(x1, x2, "x1 and x2")
     if same.shape != (len(x1),):
         raise ValueError(f"same must have shape ({len(x1)},), got {tuple(same.shape)}")
+    if same.dtype != torch.bool and ((same != 0) & (same != 1)).any():
+        raise ValueError(f"same must hold 0 or 1 (or True/False) per pair, got values {same.unique().tolist()[:6]}")
     if not margin > 0:
         raise ValueError(f"margin must be > 0, got {margin}")
     d = F.pairwise_distance(x1, x2)

@@ -6,9 +6,31 @@ Heads are small MLPs put on top of it; they are thrown away or swapped per task.
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, conv1x1
+
+
+def _check_positive(**sizes: int) -> None:
+    for name, value in sizes.items():
+        if not (isinstance(value, numbers.Integral) and value > 0):
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def _check_images(model: str, x: torch.Tensor, channels: int, size: int | None = None) -> None:
+    """Shape and dtype only: no values are read, so the check costs nothing on any device."""
+    if x.ndim != 4 or x.shape[1] != channels or (size is not None and x.shape[-2:] != (size, size)):
+        side = "H, W" if size is None else f"{size}, {size}"
+        raise ValueError(f"{model} expects (N, {channels}, {side}) images, got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"{model} expects float images, got {x.dtype}; convert uint8 with course_utils.images.to_float")
+
+
+def _check_backbone(backbone: nn.Module) -> None:
+    if not isinstance(getattr(backbone, "out_dim", None), numbers.Integral):
+        raise TypeError(f"backbone must have an out_dim (its feature size); a {type(backbone).__name__} has none")
 
 
 class Backbone(nn.Sequential):
@@ -33,6 +55,7 @@ class ConvBackbone(Backbone):
     A 28x28 image becomes 128 * 4 * 4 = 2048 features."""
 
     def __init__(self, in_channels: int = 1, image_size: int = 28):
+        _check_positive(in_channels=in_channels, image_size=image_size)
         layers: list[nn.Module] = []
         for c_in, c_out in [(in_channels, 32), (32, 64), (64, 128)]:
             layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.ReLU(), nn.BatchNorm2d(c_out)]
@@ -41,6 +64,12 @@ class ConvBackbone(Backbone):
         for _ in range(3):
             side = (side + 1) // 2
         self.out_dim = 128 * side * side
+        self.in_channels, self.image_size = in_channels, image_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # out_dim was worked out for image_size, so other sizes are refused even where they happen to fit.
+        _check_images("ConvBackbone", x, self.in_channels, self.image_size)
+        return super().forward(x)
 
 
 def _resnet_stage(c_in: int, c_out: int, stride: int) -> nn.Sequential:
@@ -66,6 +95,7 @@ class ResNet18Backbone(Backbone):
     """
 
     def __init__(self, in_channels: int = 3, width: int = 64, small_images: bool = True, stem_stride: int = 1):
+        _check_positive(in_channels=in_channels, width=width, stem_stride=stem_stride)
         if small_images:
             stem = [nn.Conv2d(in_channels, width, 3, stride=stem_stride, padding=1, bias=False)]
         else:
@@ -80,11 +110,13 @@ class ResNet18Backbone(Backbone):
         ]
         super().__init__(*stem, *stages, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.out_dim = 8 * width
+        self.in_channels = in_channels
         for module in self.modules():
             if isinstance(module, nn.Conv2d):  # torchvision's ResNet initialisation
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_images("ResNet18Backbone", x, self.in_channels)
         # Apple's MPS keeps NCHW: its convolution backward was many times slower on
         # channels-last tensors until PyTorch fixed it in 2026 (pytorch/pytorch#193349).
         if x.device.type != "mps":
@@ -95,6 +127,7 @@ class ResNet18Backbone(Backbone):
 def mlp_head(in_dim: int, hidden_dim: int, out_dim: int, batch_norm: bool = False) -> nn.Sequential:
     """Linear -> [BatchNorm] -> ReLU -> Linear. The source's classifier head is
     ``mlp_head(2048, 32, 10)``; SimCLR's projection head is ``mlp_head(d, 4h, h)``."""
+    _check_positive(in_dim=in_dim, hidden_dim=hidden_dim, out_dim=out_dim)
     middle = [nn.BatchNorm1d(hidden_dim)] if batch_norm else []
     return nn.Sequential(nn.Linear(in_dim, hidden_dim), *middle, nn.ReLU(inplace=True), nn.Linear(hidden_dim, out_dim))
 
@@ -102,6 +135,7 @@ def mlp_head(in_dim: int, hidden_dim: int, out_dim: int, batch_norm: bool = Fals
 def simsiam_projector(in_dim: int, dim: int) -> nn.Sequential:
     """SimSiam's projection MLP for small images (the paper's CIFAR variant): two
     linear layers, BatchNorm after each, the last one without affine parameters."""
+    _check_positive(in_dim=in_dim, dim=dim)
     return nn.Sequential(
         nn.Linear(in_dim, dim, bias=False),
         nn.BatchNorm1d(dim),
@@ -142,6 +176,8 @@ class SimSiam(nn.Module):
 
     def __init__(self, backbone: nn.Module, proj_dim: int = 512, pred_dim: int = 128):
         super().__init__()
+        _check_backbone(backbone)
+        _check_positive(proj_dim=proj_dim, pred_dim=pred_dim)
         self.backbone = backbone
         self.projector = simsiam_projector(backbone.out_dim, proj_dim)
         self.predictor = mlp_head(proj_dim, pred_dim, proj_dim, batch_norm=True)
@@ -157,10 +193,14 @@ class SimCLR(nn.Module):
 
     def __init__(self, backbone: nn.Module, out_dim: int = 128):
         super().__init__()
+        _check_backbone(backbone)
+        _check_positive(out_dim=out_dim)
         self.backbone = backbone
         self.projector = mlp_head(backbone.out_dim, 4 * out_dim, out_dim)
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor):
+        if x1.shape != x2.shape:
+            raise ValueError(f"x1 and x2 must have the same shape, got {tuple(x1.shape)} and {tuple(x2.shape)}")
         # One pass over both views: BatchNorm sees the whole 2N batch.
         z = self.projector(self.backbone(torch.cat([x1, x2])))
         return z[: len(x1)], z[len(x1) :]

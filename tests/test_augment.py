@@ -90,3 +90,90 @@ def test_bad_input_is_rejected():
         to_float(torch.rand(2, 1, 4, 4))
     with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
         random_resized_crop(torch.rand(1, 4, 4), 4)
+
+
+@pytest.mark.parametrize(
+    "augment",
+    [
+        ViewAugment(size=16),
+        lambda x: random_resized_crop(x, 16),
+        color_jitter,
+        random_grayscale,
+        lambda x: gaussian_blur(x, 3),
+    ],
+    ids=["ViewAugment", "random_resized_crop", "color_jitter", "random_grayscale", "gaussian_blur"],
+)
+@pytest.mark.parametrize("scale", [255.0, -1.0, float("nan")], ids=["0-255", "negative", "nan"])
+def test_float_images_outside_0_1_are_rejected(batch, augment, scale):
+    # 0-255 floats used to come out all white; normalised (negative) values were clipped away
+    with pytest.raises(ValueError, match=r"values in \[0, 1\].*uint8 images or divide by 255"):
+        augment(batch * scale)
+
+
+def test_augmentations_reject_an_empty_batch_and_odd_channel_counts(batch):
+    with pytest.raises(ValueError, match="empty batch"):
+        ViewAugment(size=16)(torch.zeros(0, 3, 16, 16, dtype=torch.uint8))
+    rgba = torch.rand(2, 4, 16, 16)
+    for colour_op in [color_jitter, random_grayscale, ViewAugment(size=16)]:
+        with pytest.raises(ValueError, match="1 .* or 3 .* channels, got 4"):
+            colour_op(rgba)
+    assert ViewAugment(size=8, jitter_p=0, grayscale_p=0)(rgba).shape == (2, 4, 8, 8), "crops work on any channels"
+    with pytest.raises(TypeError, match="uint8 or float"):
+        ViewAugment(size=16)(batch.long())
+    with pytest.raises(TypeError, match="float images, got torch.uint8; convert uint8 with .*to_float"):
+        color_jitter(torch.zeros(2, 3, 16, 16, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"size": 0}, "size must be a positive int"),
+        ({"crop_scale": (0.9, 0.2)}, "crop_scale"),
+        ({"crop_scale": (0.0, 0.0)}, "crop_scale"),
+        ({"crop_scale": (0.5, 2.0)}, "crop_scale"),
+        ({"crop_ratio": (4 / 3, 3 / 4)}, "crop_ratio"),
+        ({"crop_ratio": (0.0, 1.0)}, "crop_ratio"),
+        ({"flip_p": 2}, "flip_p must be a probability"),
+        ({"jitter_p": -0.1}, "jitter_p must be a probability"),
+        ({"grayscale_p": float("nan")}, "grayscale_p must be a probability"),
+        ({"blur_p": 1.5}, "blur_p must be a probability"),
+        ({"jitter": (-0.4, 0.4, 0.4, 0.1)}, "brightness must be in"),
+        ({"jitter": (0.4, 1.5, 0.4, 0.1)}, "contrast must be in"),
+        ({"jitter": (0.4, 0.4, 0.4, 0.7)}, "hue must be in"),
+        ({"jitter": (0.4, 0.4)}, "jitter must be 4 strengths"),
+        ({"blur_kernel": 4}, "blur_kernel must be an odd number >= 3"),
+        ({"size": 8, "blur_kernel": 17}, "blur_kernel"),
+        ({"blur_kernel": 3, "blur_sigma": (0.0, 1.0)}, "blur_sigma"),
+        ({"blur_kernel": 3, "blur_sigma": (2.0, 1.0)}, "blur_sigma"),
+    ],
+)
+def test_view_augment_rejects_bad_settings_when_built(settings, message):
+    with pytest.raises(ValueError, match=message):
+        ViewAugment(**{"size": 16, **settings})
+
+
+def test_view_augment_wants_pairs_for_ranges():
+    with pytest.raises(TypeError, match=r"crop_scale must be a pair \(min, max\) of numbers, got 0.5"):
+        ViewAugment(16, crop_scale=0.5)
+
+
+def test_view_augment_accepts_the_edge_settings(batch):
+    # the ablations switch augmentations off with zeros and pin the crop with (1, 1)
+    augment = ViewAugment(16, crop_scale=(1, 1), crop_ratio=(1, 1), flip_p=0, jitter=(0, 0, 0, 0), grayscale_p=0)
+    assert torch.allclose(augment(batch), batch, atol=1e-5)
+    ViewAugment(16, flip_p=1, jitter=(1, 1, 1, 0.5), jitter_p=1, grayscale_p=1, blur_kernel=31, blur_p=1)
+
+
+def test_batch_functions_reject_bad_settings(batch):
+    with pytest.raises(ValueError, match="scale"):
+        random_resized_crop(batch, 16, scale=(0.9, 0.2))
+    with pytest.raises(ValueError, match="size must be a positive int"):
+        random_resized_crop(batch, 0)
+    with pytest.raises(ValueError, match="brightness"):
+        color_jitter(batch, brightness=-0.5)
+    with pytest.raises(ValueError, match="p must be a probability"):
+        random_grayscale(batch, p=1.5)
+    with pytest.raises(ValueError, match="sigma"):
+        gaussian_blur(batch, 3, sigma=(0.0, 0.0))
+    with pytest.raises(ValueError, match=r"kernel_size 9 needs images of at least 5x5, got 4x4"):
+        gaussian_blur(batch[:, :, :4, :4], 9)

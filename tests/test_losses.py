@@ -127,3 +127,42 @@ def test_margin_losses_reject_bad_input():
         contrastive_pair_loss(x, x, torch.ones(3))
     with pytest.raises(ValueError, match="same shape"):
         triplet_loss(x, x, torch.randn(4, 2))
+
+
+_EMPTY = torch.zeros(0, 4)
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        lambda: nt_xent(_EMPTY, _EMPTY),
+        lambda: simsiam_loss(_EMPTY, _EMPTY, _EMPTY, _EMPTY),
+        lambda: contrastive_pair_loss(_EMPTY, _EMPTY, torch.zeros(0)),
+        lambda: triplet_loss(_EMPTY, _EMPTY, _EMPTY),
+    ],
+    ids=["nt_xent", "simsiam_loss", "contrastive_pair_loss", "triplet_loss"],
+)
+def test_losses_reject_an_empty_batch(loss):
+    # the mean over no rows is NaN, which would otherwise only surface as a NaN loss
+    with pytest.raises(ValueError, match="empty batch"):
+        loss()
+
+
+def test_nt_xent_needs_two_images_for_a_negative():
+    # one image has no negatives: the loss is log(1) = 0 whatever the embeddings
+    with pytest.raises(ValueError, match="at least 2 images"):
+        nt_xent(torch.randn(1, 4), torch.randn(1, 4))
+
+
+@pytest.mark.parametrize("same", [[0, 1, 2, 1], [-1, 1, 0, 0], [0.5, 0.5, 1.0, 0.0], [3, 7, 7, 0]])
+def test_contrastive_pair_loss_rejects_labels_other_than_0_and_1(same):
+    x = torch.randn(4, 3)
+    with pytest.raises(ValueError, match="same must hold 0 or 1"):
+        contrastive_pair_loss(x, x, torch.tensor(same))
+
+
+def test_contrastive_pair_loss_takes_bool_and_float_labels():
+    x1 = torch.zeros(3, 2)
+    x2 = torch.tensor([[3.0, 4.0], [3.0, 4.0], [0.3, 0.4]])  # the hand-worked case above
+    for same in [torch.tensor([True, False, False]), torch.tensor([1.0, 0.0, 0.0])]:
+        assert contrastive_pair_loss(x1, x2, same).item() == pytest.approx((25 + 0 + 0.25) / 3, rel=1e-4)

@@ -87,3 +87,67 @@ def test_slicing_a_backbone_gives_its_first_layers(backbone):
     assert isinstance(stem, torch.nn.Sequential) and len(stem) == 3
     x = torch.rand(2, backbone[0].in_channels, 28, 28)
     assert torch.equal(stem(x), backbone[2](backbone[1](backbone[0](x))))
+
+
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda: ResNet18Backbone(width=0), "width must be a positive int, got 0"),
+        (lambda: ResNet18Backbone(width=16.5), "width must be a positive int, got 16.5"),
+        (lambda: ResNet18Backbone(in_channels=0), "in_channels must be a positive int"),
+        (lambda: ResNet18Backbone(stem_stride=0), "stem_stride must be a positive int"),
+        (lambda: ConvBackbone(image_size=0), "image_size must be a positive int"),
+        (lambda: ConvBackbone(in_channels=-1), "in_channels must be a positive int"),
+        (lambda: mlp_head(2048, 0, 10), "hidden_dim must be a positive int"),
+        (lambda: mlp_head(0, 32, 10), "in_dim must be a positive int"),
+        (lambda: SimSiam(ConvBackbone(), proj_dim=0), "proj_dim must be a positive int"),
+        (lambda: SimSiam(ConvBackbone(), pred_dim=-4), "pred_dim must be a positive int"),
+        (lambda: SimCLR(ConvBackbone(), out_dim=0), "out_dim must be a positive int"),
+    ],
+)
+def test_models_reject_non_positive_sizes(build, message):
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+def test_self_supervised_models_need_a_backbone_with_out_dim():
+    for model in [SimSiam, SimCLR]:
+        with pytest.raises(TypeError, match="backbone must have an out_dim"):
+            model(torch.nn.Linear(4, 4))
+
+
+@pytest.mark.parametrize(
+    "shape, message",
+    [
+        ((2, 3, 28, 28), r"ConvBackbone expects \(N, 1, 28, 28\) images, got \(2, 3, 28, 28\)"),
+        ((2, 1, 32, 32), r"ConvBackbone expects \(N, 1, 28, 28\) images, got \(2, 1, 32, 32\)"),
+        ((1, 28, 28), r"ConvBackbone expects \(N, 1, 28, 28\) images, got \(1, 28, 28\)"),
+    ],
+)
+def test_conv_backbone_says_what_it_expects(shape, message):
+    with pytest.raises(ValueError, match=message):
+        ConvBackbone()(torch.rand(shape))
+    with pytest.raises(ValueError, match=message):  # also from inside the models that hold it
+        Classifier(ConvBackbone(), mlp_head(2048, 32, 10))(torch.rand(shape))
+
+
+@pytest.mark.parametrize(
+    "shape, message",
+    [
+        ((2, 1, 32, 32), r"ResNet18Backbone expects \(N, 3, H, W\) images, got \(2, 1, 32, 32\)"),
+        ((2, 32, 32, 3), r"ResNet18Backbone expects \(N, 3, H, W\) images, got \(2, 32, 32, 3\)"),
+        ((3, 32, 32), r"ResNet18Backbone expects \(N, 3, H, W\) images, got \(3, 32, 32\)"),
+        ((2, 3072), r"ResNet18Backbone expects \(N, 3, H, W\) images, got \(2, 3072\)"),
+    ],
+)
+def test_resnet18_says_what_it_expects(shape, message):
+    with pytest.raises(ValueError, match=message):
+        ResNet18Backbone(width=8)(torch.rand(shape))
+
+
+def test_backbones_want_float_images_and_simclr_views_of_one_shape():
+    for backbone, shape in [(ConvBackbone(), (2, 1, 28, 28)), (ResNet18Backbone(width=8), (2, 3, 32, 32))]:
+        with pytest.raises(TypeError, match="float images.*to_float"):
+            backbone(torch.zeros(shape, dtype=torch.uint8))
+    with pytest.raises(ValueError, match=r"x1 and x2 must have the same shape, got \(2, 3, 32, 32\) and"):
+        SimCLR(ResNet18Backbone(width=8), out_dim=16)(torch.rand(2, 3, 32, 32), torch.rand(2, 3, 24, 24))
