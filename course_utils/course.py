@@ -20,6 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError, DeadKernelError
+from tqdm.auto import tqdm
+
 from course_utils import results
 from course_utils.runtime import (
     PROFILES,
@@ -86,7 +91,6 @@ def find_notebooks(names: list[str], folder: Path = NOTEBOOKS) -> list[Path]:
 class Outcome:
     """How one notebook's run went: wall time per executed cell, and the failure if any."""
 
-    notebook: Path
     seconds: float = 0.0
     cells: dict[int, float] = field(default_factory=dict)
     error: str | None = None
@@ -97,22 +101,20 @@ def _first_line(source: str) -> str:
     return lines[0].strip()[:60] if lines else ""
 
 
-def execute(path: Path, target: Path | None, position: int = 1) -> Outcome:
+def execute(path: Path, target: Path | None) -> Outcome:
     """Run every cell of ``path`` in a fresh kernel started in the notebook's folder and
     write the executed notebook to ``target`` (None: back into ``path``). A failed run is
     written only to a separate ``target``, never over the notebook itself."""
-    import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, DeadKernelError
-    from tqdm.auto import tqdm
-
-    notebook = nbformat.read(path, as_version=4)
+    try:
+        notebook = nbformat.read(path, as_version=4)
+    except Exception as error:  # nbformat raises JSON, validation and encoding errors
+        raise CourseError(f"{path} is not a readable notebook ({type(error).__name__}: {error})") from None
     code = sum(cell.cell_type == "code" and bool(cell.source.strip()) for cell in notebook.cells)
-    outcome = Outcome(path)
+    outcome = Outcome()
     client = NotebookClient(
         notebook, timeout=None, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
     )
-    bar = tqdm(total=code, desc=path.stem, unit="cell", position=position, leave=False)
+    bar = tqdm(total=code, desc=path.stem, unit="cell", position=1, leave=False)
     started: dict[int, float] = {}
 
     def on_execute(cell: Any, cell_index: int) -> None:
@@ -152,8 +154,6 @@ def _minutes(seconds: float) -> str:
 
 def run(names: list[str], profile_name: str | None, output: Path | None, inplace: bool) -> int:
     """Execute the notebooks in course order; returns the exit status (1 at the first failure)."""
-    from tqdm.auto import tqdm
-
     try:
         chosen = profile_name or profile()
     except ValueError as error:

@@ -235,3 +235,9 @@ def test_status_lists_results_and_checkpoints_per_notebook(isolated, capsys):
         "  results:     none",
         "  checkpoints: none (it loads the models of notebooks 02, 03, 04: see their checkpoints)",
     ]
+
+
+def test_a_damaged_notebook_is_named(isolated, capsys):
+    (isolated / "01_broken.ipynb").write_text('{"cells": [')
+    assert course.main(["run", str(isolated / "01_broken.ipynb"), "--output", str(isolated / "out")]) == 1
+    assert f"{isolated / '01_broken.ipynb'} is not a readable notebook" in capsys.readouterr().err
