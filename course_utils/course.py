@@ -261,9 +261,12 @@ def results_table(folder: Path) -> str:
         return f"No results measured yet (`{TABLE_COMMAND}` writes them here from `results/*.json`).\n"
     runs = ["| notebook | profile | data | hardware | wall time | date |", "|---|---|---|---|---|---|"]
     rows = ["| notebook | metric | value |", "|---|---|---|"]
+    totals: dict[str, list[float]] = {}
     for path in files:
         record = results.read(path)
         wall = record.get("wall_seconds")
+        if isinstance(wall, int | float):
+            totals.setdefault(str(record.get("profile")), []).append(wall)
         runs.append(
             "| "
             + " | ".join(
@@ -283,7 +286,9 @@ def results_table(folder: Path) -> str:
         for key, value in _grouped(record["metrics"]):
             for metric, text in metric_rows(key, value, nulls, f"metrics.{key}"):
                 rows.append(f"| {path.stem} | `{_cell(metric)}` | {_cell(text)} |")
+    total = "; ".join(f"{name} profile {_minutes(sum(w))} ({len(w)} notebooks)" for name, w in totals.items())
     note = [
+        f"Sum of the wall times: {total or 'none recorded'}.",
         f"Written by `{TABLE_COMMAND}` from `results/*.json`; lists (per-class scores) and",
         "each run's configuration are in those files. Hardware: CPU model, cores used of those available",
         "and the bfloat16 path training took; files written before these were recorded show what they hold.",

@@ -164,6 +164,7 @@ def test_table_rows_by_hand(isolated):
         "| 2026-11-25 |" in text
     )
     assert "| 02_old | cpu | not recorded | x86_64 CPU, 2 cores, torch 2.15.0 | 10.8 min | not recorded |" in text
+    assert "Sum of the wall times: cpu profile 12.3 min (2 notebooks)." in text, "90 s + 647.5 s"
     rows = [line for line in text.splitlines() if line.startswith("| 01_demo | `")]
     assert rows == [
         "| 01_demo | `f1` | 0.912 |",
