@@ -51,8 +51,8 @@ they are: their stored outputs are a smoke run's, which `pytest --nbval` compare
 or gpu run in place would replace them. --inplace writes into the notebooks themselves (to
 refresh those stored outputs, run it with --profile smoke). Each kernel starts in the
 notebook's folder with COURSE_PROFILE set and COURSE_DATA_DIR, COURSE_CHECKPOINT_DIR and
-COURSE_RESULTS_DIR passed through, as in Jupyter. Each cell's timing is also recorded in the
-executed notebook's cell metadata.
+COURSE_RESULTS_DIR passed through, as in Jupyter. The run stops at the first failing cell and
+names it (exit status 1). Each cell's timing is also recorded in the executed notebook's metadata.
 """
 
 
@@ -378,7 +378,11 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run_parser = commands.add_parser("run", help="execute notebooks headless", description=RUN_HELP)
     run_parser.add_argument("notebooks", nargs="*", help="number (02), stem or path; default: all, in course order")
-    run_parser.add_argument("--profile", choices=PROFILES, help="COURSE_PROFILE for the kernels (default: as set)")
+    run_parser.add_argument(
+        "--profile",
+        choices=PROFILES,
+        help="COURSE_PROFILE for the kernels (default: the variable, else gpu with CUDA/MPS, else cpu)",
+    )
     where = run_parser.add_mutually_exclusive_group()
     where.add_argument("--output", type=Path, help="folder for the executed notebooks (default: runs/<profile>/)")
     where.add_argument("--inplace", action="store_true", help="write the outputs into the notebooks themselves")
