@@ -98,7 +98,8 @@ class Outcome:
 
 def _first_line(source: str) -> str:
     lines = [line for line in source.splitlines() if line.strip() and not line.startswith("# NBVAL")]
-    return lines[0].strip()[:60] if lines else ""
+    first = lines[0].strip() if lines else ""
+    return first if len(first) <= 60 else first[:57] + "..."
 
 
 def execute(path: Path, target: Path | None) -> Outcome:
@@ -178,8 +179,9 @@ def run(names: list[str], profile_name: str | None, output: Path | None, inplace
         outcome = execute(path, folder / path.name if folder else None)
         total += outcome.seconds
         if outcome.error:
-            where = f"; the executed part is in {folder / path.name}" if folder else ""
-            tqdm.write(f"FAIL {path.stem} after {_minutes(outcome.seconds)}, {outcome.error}{where}")
+            tqdm.write(f"FAIL {path.stem} after {_minutes(outcome.seconds)}, {outcome.error}")
+            if folder:
+                tqdm.write(f"The executed part is in {folder / path.name}")
             return 1
         slowest = sorted(outcome.cells.items(), key=lambda item: -item[1])[:3]
         cells = ", ".join(f"cell {index + 1} {seconds:.1f} s" for index, seconds in slowest)
