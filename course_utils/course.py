@@ -247,13 +247,15 @@ def _grouped(metrics: dict[str, Any]) -> list[tuple[str, Any]]:
 
 def _data_text(sources: list[str]) -> str:
     """``x train from P`` and ``x test from P`` read as ``x train, test from P``."""
-    splits: dict[str, list[str]] = {}
+    splits: dict[tuple[str, str], list[str]] = {}
     for source in sources:
         match = re.fullmatch(r"(\S+) (\S+) from (.+)", source)
-        key, split = (f"{match[1]} {{}} from {match[3]}", match[2]) if match else (source, "")
-        if split not in splits.setdefault(key, []):
-            splits[key].append(split)
-    return "; ".join(key.format(", ".join(found)) for key, found in splits.items()) or "not recorded"
+        name, split, where = match.groups() if match else (source, "", "")
+        found = splits.setdefault((name, where), [])
+        if split not in found:
+            found.append(split)
+    texts = [f"{name} {', '.join(found)} from {where}" if where else name for (name, where), found in splits.items()]
+    return "; ".join(texts) or "not recorded"
 
 
 def results_table(folder: Path) -> str:
@@ -303,12 +305,12 @@ def _split_readme(text: str, readme: Path) -> tuple[str, str, str]:
         raise CourseError(f"{readme} needs one {BEGIN} line and, after it, one {END} line around the results table")
     head, rest = text.split(BEGIN)
     body, tail = rest.split(END)
-    return head + BEGIN + "\n", body, END + tail
+    return head + BEGIN + "\n", body.strip("\n") + "\n", END + tail
 
 
 def readme_table(readme: Path = README) -> str:
     """The text between the README's results markers, as it is now."""
-    return _split_readme(readme.read_text(), readme)[1].strip("\n") + "\n"
+    return _split_readme(readme.read_text(), readme)[1]
 
 
 def table(check: bool, folder: Path | None = None, readme: Path = README) -> int:
@@ -318,11 +320,11 @@ def table(check: bool, folder: Path | None = None, readme: Path = README) -> int
     except ValueError as error:
         raise CourseError(str(error)) from None
     head, old, tail = _split_readme(readme.read_text(), readme)
-    if old.strip("\n") + "\n" == new:
+    if old == new:
         print(f"{readme}: the results table is up to date")
         return 0
     if check:
-        diff = difflib.unified_diff(old.strip("\n").splitlines(), new.splitlines(), "README", "results", lineterm="")
+        diff = difflib.unified_diff(old.splitlines(), new.splitlines(), "README", "results", lineterm="")
         print("\n".join(diff))
         print(f"{readme}: the results table differs from results/*.json; run {TABLE_COMMAND}")
         return 1
