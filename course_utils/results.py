@@ -3,26 +3,102 @@
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import os
 import platform
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from course_utils.runtime import atomic_write, device, profile, results_dir
+from course_utils.runtime import atomic_write, bfloat16_path, device, env_flag, profile, results_dir
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
-def hardware() -> str:
-    """A one-line description of the machine: CPU count and the GPU if one is used."""
-    text = f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}"
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's model name from ``/proc/cpuinfo`` (Linux), else what ``platform`` knows."""
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def hardware() -> dict[str, Any]:
+    """What the run computed on: CPU model, cores used by torch and available to the
+    process, the bfloat16 path training took (``off`` when ``COURSE_BF16=0``, ``none``
+    where the device has no native bfloat16), the GPU if one is used, and torch."""
     current = device()
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if not env_flag("COURSE_BF16", True):
+        bfloat16 = "off"
+    else:
+        bfloat16 = bfloat16_path(current.type) or "none"
+    gpu = None
     if current.type == "cuda":
-        text += f", {torch.cuda.get_device_name(current)}"
+        gpu = torch.cuda.get_device_name(current)
     elif current.type == "mps":
-        text += ", Apple MPS"
+        gpu = "Apple MPS"
+    return {
+        "cpu": cpu_model(),
+        "cores_used": torch.get_num_threads(),
+        "cores_available": available,
+        "bfloat16": bfloat16,
+        "gpu": gpu,
+        "torch": torch.__version__,
+    }
+
+
+def describe_hardware(hardware: dict[str, Any] | str) -> str:
+    """One line for a table, e.g. "AMD EPYC, 2 of 2 cores, bfloat16 AVX512-BF16".
+    Files written before the hardware was recorded in detail hold a string: shown as it is."""
+    if isinstance(hardware, str):
+        return hardware
+    text = f"{hardware['cpu']}, {hardware['cores_used']} of {hardware['cores_available']} cores"
+    text += f", bfloat16 {hardware['bfloat16']}"
+    if hardware.get("gpu"):
+        text += f", GPU {hardware['gpu']}"
     return text
+
+
+def check_name(notebook: str) -> str:
+    """``notebook`` if it is a plain file stem (letters, digits, ``_``, ``-``), so that a
+    result can never be written outside the results folder; else a ``ValueError``."""
+    if not isinstance(notebook, str) or not NAME.fullmatch(notebook):
+        raise ValueError(
+            f"notebook={notebook!r} is not a results name; expected the notebook's file stem, "
+            "letters, digits, '_' and '-' only, e.g. '01_supervised_baseline'"
+        )
+    return notebook
+
+
+def _plain(value: Any, where: str, nulls: dict[str, str]) -> Any:
+    """``value`` as strict JSON stores it: numpy and 0-d tensor numbers become Python
+    numbers, NaN and infinities become None with the reason recorded in ``nulls``."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        value = float(value)
+        if math.isfinite(value):
+            return value
+        nulls[where] = f"was {value}"
+        return None
+    if isinstance(value, list | tuple):
+        return [_plain(item, f"{where}[{i}]", nulls) for i, item in enumerate(value)]
+    if isinstance(value, dict):
+        return {str(key): _plain(item, f"{where}.{key}", nulls) for key, item in value.items()}
+    raise TypeError(f"{where} = {value!r} ({type(value).__name__}) cannot be saved; use numbers, strings, lists, dicts")
 
 
 def save(
@@ -37,28 +113,44 @@ def save(
 
     It records the profile, where each dataset came from, the metrics, the wall
     time, the hardware and the configuration, so a number can be traced to its run.
+    A NaN or infinite number is stored as null, and ``nulls`` says which and why.
     """
+    path = results_dir() / f"{check_name(notebook)}.json"
+    nulls: dict[str, str] = {}
     record = {
         "notebook": notebook,
         "profile": profile(),
-        "datasets": sources,
-        "metrics": metrics,
-        "wall_seconds": round(wall_seconds, 1),
+        "datasets": _plain(sources, "sources", nulls),
+        "metrics": _plain(metrics, "metrics", nulls),
+        "wall_seconds": round(float(wall_seconds), 1),
         "hardware": hardware(),
-        "config": config or {},
+        "config": _plain(config or {}, "config", nulls),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    path = results_dir() / f"{notebook}.json"
+    if nulls:
+        record["nulls"] = nulls
+        print(f"Warning: saved as null (not a finite number): {', '.join(f'{k} {v}' for k, v in nulls.items())}")
     with atomic_write(path, "w") as f:
-        json.dump(record, f, indent=2)
+        json.dump(record, f, indent=2, allow_nan=False)
         f.write("\n")
     return path
 
 
+def read(path: Path) -> dict[str, Any]:
+    """The record in the results file ``path``; a damaged file is a ``ValueError`` naming it."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
+        raise ValueError(f"{path} is not a readable results file ({error}); run its notebook again") from error
+    if not isinstance(record, dict) or not isinstance(record.get("metrics"), dict):
+        raise ValueError(f"{path} is not a results file: expected a JSON object with 'metrics'; run its notebook again")
+    return record
+
+
 def load(notebook: str) -> dict[str, Any] | None:
     """The saved record of ``notebook`` in the current profile, or None if there is none."""
-    path = results_dir() / f"{notebook}.json"
+    path = results_dir() / f"{check_name(notebook)}.json"
     if not path.exists():
         return None
-    record = json.loads(path.read_text())
+    record = read(path)
     return record if record.get("profile") == profile() else None

@@ -34,11 +34,12 @@ def profile() -> str:
     ``smoke`` is CI's: the whole notebook in about a minute, synthetic data allowed.
     ``cpu`` fits a laptop (at most 15 minutes a notebook), ``gpu`` follows the sources.
     """
-    value = os.environ.get("COURSE_PROFILE", "").strip().lower()
+    raw = os.environ.get("COURSE_PROFILE", "")
+    value = raw.strip().lower()
     if not value:
         return "gpu" if _accelerator() else "cpu"
     if value not in PROFILES:
-        raise ValueError(f"COURSE_PROFILE={value!r} is not a profile; choose one of {', '.join(PROFILES)}")
+        raise ValueError(f"COURSE_PROFILE={raw!r} is not a profile; choose one of {', '.join(PROFILES)}")
     return value
 
 
@@ -80,15 +81,24 @@ def retrain_requested() -> bool:
     return env_flag("COURSE_RETRAIN", False)
 
 
+def bfloat16_path(device_type: str) -> str | None:
+    """Which native bfloat16 arithmetic ``device_type`` has: ``"AMX"`` or ``"AVX512-BF16"``
+    on an x86 CPU (AMX first: oneDNN uses it when both are there), ``"CUDA"`` on an NVIDIA
+    GPU from Ampere on, else None (bfloat16 would be emulated and slower than float32)."""
+    if device_type == "cuda":
+        return "CUDA" if torch.cuda.is_bf16_supported() else None
+    if device_type == "cpu":
+        # private probes that older torch releases (still allowed by requirements.txt) lack
+        for path, name in (("AMX", "_is_amx_tile_supported"), ("AVX512-BF16", "_is_avx512_bf16_supported")):
+            probe = getattr(torch.cpu, name, None)
+            if probe is not None and probe():
+                return path
+    return None
+
+
 @cache
 def _native_bfloat16(device_type: str) -> bool:
-    if device_type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device_type == "cpu":  # AVX512-BF16 or AMX; elsewhere bfloat16 is emulated and slower
-        # private probes that older torch releases (still allowed by requirements.txt) lack
-        probes = (getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
-        return any(probe is not None and probe() for probe in probes)
-    return False
+    return bfloat16_path(device_type) is not None
 
 
 def mixed_precision(device: torch.device) -> AbstractContextManager:
@@ -119,16 +129,33 @@ def data_dir() -> Path:
     return _folder("COURSE_DATA_DIR", "data")
 
 
+def results_root() -> Path:
+    """Where the measured results are: ``COURSE_RESULTS_DIR``, default ``results/``."""
+    return _folder("COURSE_RESULTS_DIR", "results")
+
+
 def results_dir() -> Path:
     """Where notebooks write metrics. Smoke runs go to ``results/smoke/`` so that they
     never overwrite the measured results the README quotes."""
-    root = _folder("COURSE_RESULTS_DIR", "results")
-    return root / "smoke" if profile() == "smoke" else root
+    return results_root() / "smoke" if profile() == "smoke" else results_root()
+
+
+def checkpoint_root() -> Path:
+    """The checkpoint cache of every profile: ``COURSE_CHECKPOINT_DIR``, default ``checkpoints/``."""
+    return _folder("COURSE_CHECKPOINT_DIR", "checkpoints")
 
 
 def checkpoint_dir() -> Path:
     """Where trained weights are cached: ``COURSE_CHECKPOINT_DIR``, default ``checkpoints/<profile>``."""
-    return _folder("COURSE_CHECKPOINT_DIR", "checkpoints") / profile()
+    return checkpoint_root() / profile()
+
+
+def ensure_writable(folder: Path) -> None:
+    """Create ``folder`` if needed and write a probe file into it; raises the ``OSError``
+    (naming the folder) now, before hours of work would be lost to it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder, suffix=".probe"):
+        pass
 
 
 @contextmanager
