@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from course_utils.runtime import atomic_write, checkpoint_dir, retrain_requested
+from course_utils.runtime import atomic_write, checkpoint_dir, ensure_writable, retrain_requested
 
 History = dict[str, list[float]]
 FORMAT = 2
@@ -122,9 +121,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 def _check_writable(folder: Path) -> None:
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, suffix=".probe"):
-            pass
+        ensure_writable(folder)
     except OSError as error:
         raise PermissionError(
             f"cannot write checkpoints to {folder} ({error.strerror}); set COURSE_CHECKPOINT_DIR to a writable folder"

@@ -26,6 +26,7 @@ from nbclient.exceptions import CellExecutionError, DeadKernelError
 from tqdm.auto import tqdm
 
 from course_utils import results
+from course_utils.recipes import families as recipe_families
 from course_utils.runtime import (
     PROFILES,
     REPO_ROOT,
@@ -41,15 +42,13 @@ README = REPO_ROOT / "README.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 TABLE_COMMAND = "python -m course_utils.course table"
 
-# Checkpoints are named <family>-<hash>.pt by their recipe (older ones <number>_...).
-FAMILIES = {"01": ("fashion",), "02": ("simsiam",), "03": ("simclr",), "04": ("metric",), "05": ("rnn",)}
 USES = {"06": ("02", "03", "04")}  # notebook 06 trains nothing: it loads these notebooks' models
 
 RUN_HELP = """\
 By default the executed copies go to runs/<profile>/ and the notebooks in notebooks/ stay as
-they are: their stored outputs are a smoke run's, which `pytest --nbval` compares, and a cpu
-or gpu run in place would replace them. --inplace writes into the notebooks themselves (to
-refresh those stored outputs, run it with --profile smoke). Each kernel starts in the
+they are: their stored outputs are those of the measured cpu runs that the README quotes, and
+`pytest --nbval` compares their profile-independent cells. --inplace writes into the notebooks
+themselves, which is how a maintainer re-measures (with --profile cpu). Each kernel starts in the
 notebook's folder with COURSE_PROFILE set and COURSE_DATA_DIR, COURSE_CHECKPOINT_DIR and
 COURSE_RESULTS_DIR passed through, as in Jupyter. The run stops at the first failing cell and
 names it (exit status 1). Each cell's timing is also recorded in the executed notebook's metadata.
@@ -350,13 +349,11 @@ def _results_of(nb_number: str) -> list[str]:
 
 
 def _checkpoints_of(nb_number: str) -> list[str]:
-    families = FAMILIES.get(nb_number, ())
+    names = recipe_families().get(nb_number, set())  # checkpoints are named <family>-<hash>.pt
     found = []
     for name in PROFILES:
         files = sorted(
-            path.name
-            for path in (checkpoint_root() / name).glob("*.pt")
-            if path.name.startswith(f"{nb_number}_") or path.name.partition("-")[0] in families
+            path.name for path in (checkpoint_root() / name).glob("*.pt") if path.name.rpartition("-")[0] in names
         )
         if files:
             found.append(f"{name}: {', '.join(files)}")

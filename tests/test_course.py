@@ -219,7 +219,9 @@ def test_status_lists_results_and_checkpoints_per_notebook(isolated, capsys):
     write_result(isolated / "results", "01_base", finished="2026-11-25T03:32:37+00:00")
     write_result(isolated / "results" / "smoke", "01_base", profile="smoke", finished="2026-11-24T01:00:00+00:00")
     (isolated / "results" / "02_simsiam.json").write_text("{damaged")
-    for name in ("cpu/fashion-0123456789ab.pt", "cpu/simsiam-aaaaaaaaaaaa.pt", "smoke/01_old.pt", "cpu/other-1.pt"):
+    names = ("cpu/fashion_supervised-0123456789ab.pt", "cpu/simsiam_fashion-aaaaaaaaaaaa.pt", "smoke/01_old.pt",
+             "smoke/fashion_supervised-bbbbbbbbbbbb.pt", "cpu/other-1.pt")  # fmt: skip
+    for name in names:
         (isolated / "checkpoints" / name).parent.mkdir(parents=True, exist_ok=True)
         (isolated / "checkpoints" / name).write_bytes(b"")
     assert course.status(folder) == 0
@@ -227,10 +229,10 @@ def test_status_lists_results_and_checkpoints_per_notebook(isolated, capsys):
     assert lines[:3] == [
         "01_base",
         "  results:     cpu 2026-11-25 (01_base.json); smoke 2026-11-24 (01_base.json)",
-        "  checkpoints: smoke: 01_old.pt; cpu: fashion-0123456789ab.pt",
+        "  checkpoints: smoke: fashion_supervised-bbbbbbbbbbbb.pt; cpu: fashion_supervised-0123456789ab.pt",
     ]
     assert lines[4].startswith(f"  results:     DAMAGED {isolated / 'results' / '02_simsiam.json'}")
-    assert lines[5] == "  checkpoints: cpu: simsiam-aaaaaaaaaaaa.pt"
+    assert lines[5] == "  checkpoints: cpu: simsiam_fashion-aaaaaaaaaaaa.pt"
     assert lines[6:] == [
         "06_eval",
         "  results:     none",

@@ -166,3 +166,11 @@ def test_the_fashion_recipe_learns_a_learnable_pattern(isolated, monkeypatch):
     data = ImageDataset(images, targets, [str(c) for c in range(10)], "test pattern")
     _, history = FashionSupervised.few_labels().pretrained(data=data)
     assert history["train_accuracy"][-1] > 0.9
+
+
+def test_families_map_each_notebook_to_its_checkpoint_names():
+    found = recipes.families()
+    assert found["01"] == {"fashion_supervised"}
+    assert found["02"] == {"simsiam_fashion"}
+    assert found["03"] == {"simclr", "simclr_scratch"}
+    assert "tests" not in found, "recipes defined outside the package are not the course's"

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
 import json
+import pkgutil
 import types
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,7 +28,7 @@ from torch import nn
 from course_utils.checkpoints import CheckpointError, History, cached, load_checkpoint, plain
 from course_utils.runtime import checkpoint_dir, device, retrain_requested, seed_everything
 
-__all__ = ["Recipe"]
+__all__ = ["Recipe", "families"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,3 +118,18 @@ def _from_plain(kind: Any, value: Any) -> Any:
         arms = [arm for arm in get_args(kind) if arm is not type(None)]
         return _from_plain(arms[0], value) if len(arms) == 1 else value
     return value
+
+
+def families() -> dict[str, set[str]]:
+    """Checkpoint families per notebook number, e.g. ``{"02": {"simsiam_fashion"}}``, from
+    every recipe defined in this package's modules."""
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+    found: dict[str, set[str]] = {}
+    pending = list(Recipe.__subclasses__())
+    while pending:
+        recipe = pending.pop()
+        pending += recipe.__subclasses__()
+        if recipe.__module__.startswith(__name__):
+            found.setdefault(recipe.notebook.partition("_")[0], set()).add(recipe.name)
+    return found
