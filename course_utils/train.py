@@ -188,6 +188,8 @@ def fit(
     """:func:`train` every parameter that requires grad with ``optimizer`` (``adamw``,
     or ``adam``, whose weight decay is an L2 penalty inside the gradient) and the
     :func:`warmup_cosine` schedule over all ``epochs * len(batches)`` steps."""
+    if epochs < 1 or len(batches) < 1:
+        raise ValueError(f"training needs at least one epoch of at least one batch, got {epochs} x {len(batches)}")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
     if not lr > 0 or weight_decay < 0:

@@ -120,6 +120,13 @@ def test_a_loss_that_stops_being_finite_stops_training_with_a_clear_error():
         train(model, step, ShuffledBatches(8, 4), epochs=1, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
 
 
+@pytest.mark.parametrize("epochs", [0, -2])
+def test_fit_classifier_refuses_zero_epochs_before_building_a_schedule(epochs):
+    with pytest.raises(ValueError, match="at least one epoch"):
+        fit_classifier(torch.nn.Linear(2, 2), torch.randn(8, 2), torch.arange(8) % 2, epochs=epochs, batch_size=4,
+                       lr=0.1)  # fmt: skip
+
+
 def test_fit_checks_its_optimiser_and_learning_rate():
     model = torch.nn.Linear(2, 2)
     step = supervised_step(torch.randn(8, 2), torch.arange(8) % 2)
