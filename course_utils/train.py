@@ -59,6 +59,11 @@ class ShuffledBatches:
         yield from order[: len(self) * self.batch_size].split(self.batch_size)
 
 
+def _check_length(epochs: int, batches: BatchOrder) -> None:
+    if epochs < 1 or len(batches) < 1:
+        raise ValueError(f"training needs at least one epoch of at least one batch, got {epochs} x {len(batches)}")
+
+
 def _device_of(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
@@ -124,8 +129,7 @@ def train(
     may add metrics (in eval mode, without gradients). Returns the history: the mean
     of every logged value per epoch, and ``step_loss`` for every batch.
     """
-    if epochs < 1 or len(batches) < 1:
-        raise ValueError(f"training needs at least one epoch of at least one batch, got {epochs} x {len(batches)}")
+    _check_length(epochs, batches)
     history: dict[str, list[float]] = defaultdict(list)
     bar = tqdm(range(epochs), desc=desc)
     for _ in bar:
@@ -188,8 +192,7 @@ def fit(
     """:func:`train` every parameter that requires grad with ``optimizer`` (``adamw``,
     or ``adam``, whose weight decay is an L2 penalty inside the gradient) and the
     :func:`warmup_cosine` schedule over all ``epochs * len(batches)`` steps."""
-    if epochs < 1 or len(batches) < 1:
-        raise ValueError(f"training needs at least one epoch of at least one batch, got {epochs} x {len(batches)}")
+    _check_length(epochs, batches)
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
     if not lr > 0 or weight_decay < 0:
