@@ -79,6 +79,20 @@ def test_the_source_model_has_the_textbook_parameter_count(cell, gates):
     assert model(torch.rand(4, 3, 32, 32)).shape == (4, 10)
 
 
+def test_forget_bias_opens_only_the_lstm_forget_gates():
+    torch.manual_seed(0)
+    default = RowClassifier("lstm", hidden_size=5)
+    torch.manual_seed(0)
+    opened = RowClassifier("lstm", hidden_size=5, forget_bias=1.0)
+    total = opened.recurrent.bias_ih_l0 + opened.recurrent.bias_hh_l0
+    # gates are stacked input, forget, cell, output: the forget gate is entries 5 to 9
+    torch.testing.assert_close(total[5:10], torch.ones(5))
+    for gate in (slice(0, 5), slice(10, 20)):
+        torch.testing.assert_close(opened.recurrent.bias_ih_l0[gate], default.recurrent.bias_ih_l0[gate])
+    with pytest.raises(ValueError, match="forget"):
+        RowClassifier("gru", forget_bias=1.0)
+
+
 def test_small_cnn_parameter_count():
     model = SmallCNN(width=32)
     convolutions = 9 * (3 * 32 + 32 * 64 + 64 * 128) + 2 * (32 + 64 + 128)  # 3x3 kernels without bias, BatchNorm
@@ -189,7 +203,7 @@ def _changed(value):
     if isinstance(value, int):
         return value + 1
     if isinstance(value, float):
-        return value * 2
+        return value + 1.0
     if isinstance(value, tuple):
         return (*value, 8)
     if value is None:
