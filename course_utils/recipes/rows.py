@@ -278,7 +278,7 @@ def step_gradient_norms(model: RowClassifier, rows: torch.Tensor, targets: torch
     return gradient.norm(dim=2).mean(dim=0)
 
 
-def _cifar10_split(recipe: RowRecipe | CNNRecipe) -> RowData:
+def _cifar10_split(recipe: _PlateauTraining) -> RowData:
     full = load_dataset("cifar10", "train")
     if recipe.train_size is not None and recipe.train_size + recipe.val_size > len(full):
         raise ValueError(f"train_size + val_size exceed the {len(full)} training images")
@@ -287,8 +287,9 @@ def _cifar10_split(recipe: RowRecipe | CNNRecipe) -> RowData:
 
 
 @dataclass(frozen=True, kw_only=True)
-class _PlateauRecipe(Recipe):
-    """Settings shared by the recurrent and convolutional recipes of notebook 05."""
+class _PlateauTraining:
+    """The settings and training that notebook 05's recurrent and convolutional recipes
+    share; a mixin rather than a :class:`Recipe` of its own, so it is no checkpoint family."""
 
     notebook: ClassVar[str] = "05_recurrent_cifar10_rows"
     lr: float
@@ -315,11 +316,11 @@ class _PlateauRecipe(Recipe):
 
 
 @dataclass(frozen=True, kw_only=True)
-class RowRecipe(_PlateauRecipe):
+class RowRecipe(_PlateauTraining, Recipe):
     """A :class:`RowClassifier` trained on CIFAR-10 rows; the defaults are the source's
     Optuna-tuned settings (hidden 256, one layer, head 64-64, Adam lr 2.2e-4, weight decay 5.2e-4)."""
 
-    name: ClassVar[str] = "05_rows"
+    name: ClassVar[str] = "recurrent_rows"
     cell: str = "lstm"
     hidden_size: int = 256
     num_layers: int = 1
@@ -361,10 +362,10 @@ class RowRecipe(_PlateauRecipe):
 
 
 @dataclass(frozen=True, kw_only=True)
-class CNNRecipe(_PlateauRecipe):
+class CNNRecipe(_PlateauTraining, Recipe):
     """A :class:`SmallCNN` trained like the recurrent models."""
 
-    name: ClassVar[str] = "05_cnn"
+    name: ClassVar[str] = "rows_cnn"
     width: int = 32
     lr: float = 1e-3
     weight_decay: float = 0.00052
