@@ -18,29 +18,33 @@ from course_utils.losses import contrastive_pair_loss, nt_xent, triplet_loss
 
 def _check_labels(labels: torch.Tensor, batch: int | None = None) -> None:
     if not isinstance(labels, torch.Tensor) or labels.ndim != 1 or labels.is_floating_point():
-        raise TypeError(f"labels must be a 1-D integer tensor, got {type(labels).__name__} {getattr(labels, 'shape', '')}")
+        raise TypeError(
+            f"labels must be a 1-D integer tensor, got {type(labels).__name__} {getattr(labels, 'shape', '')}"
+        )
     if batch is not None and len(labels) != batch:
         raise ValueError(f"labels must have one entry per embedding ({batch}), got {len(labels)}")
 
 
 def _check_embeddings(z: torch.Tensor, labels: torch.Tensor) -> None:
     if not isinstance(z, torch.Tensor) or z.ndim != 2 or not z.is_floating_point():
-        raise ValueError(f"embeddings must be a float (B, D) tensor, got {getattr(z, 'dtype', type(z))} {getattr(z, 'shape', '')}")
+        raise ValueError(
+            f"embeddings must be a float (B, D) tensor, got {getattr(z, 'dtype', type(z))} {getattr(z, 'shape', '')}"
+        )
     _check_labels(labels, len(z))
 
 
 def pairwise_distances(z: torch.Tensor) -> torch.Tensor:
     r"""Euclidean distances :math:`D_{ij} = \lVert z_i - z_j \rVert_2` of the rows of ``z`` (B, D).
 
-    Computed from :math:`\lVert z_i\rVert^2 + \lVert z_j\rVert^2 - 2 z_i^\top z_j`, clamped
-    at a tiny positive value before the square root so that the gradient stays finite
-    where two embeddings coincide (on the diagonal, and after a collapse).
+    The squared distances come from the (B, B, D) differences (exact where two rows are
+    equal, unlike the shortcut through :math:`z_i^\top z_j`) and are clamped at a tiny
+    positive value before the square root, so that the gradient stays finite where two
+    embeddings coincide (on the diagonal, and after a collapse).
     """
     if z.ndim != 2:
         raise ValueError(f"z must be (B, D), got shape {tuple(z.shape)}")
-    squared = z.pow(2).sum(1)
-    d2 = squared[:, None] + squared[None, :] - 2 * z @ z.T
-    return d2.clamp(min=1e-12).sqrt()
+    d2 = (z[:, None, :] - z[None, :, :]).pow(2).sum(-1)
+    return d2.clamp(min=1e-12).sqrt().masked_fill(torch.eye(len(z), dtype=torch.bool, device=z.device), 0.0)
 
 
 def pair_masks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

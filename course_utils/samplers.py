@@ -37,7 +37,9 @@ class ClassBalancedBatches:
 
     def __init__(self, labels: torch.Tensor, classes_per_batch: int, per_class: int, seed: int = 0):
         if not isinstance(labels, torch.Tensor) or labels.ndim != 1 or labels.is_floating_point():
-            raise TypeError(f"labels must be a 1-D integer tensor, got {type(labels).__name__} {getattr(labels, 'shape', '')}")
+            raise TypeError(
+                f"labels must be a 1-D integer tensor, got {type(labels).__name__} {getattr(labels, 'shape', '')}"
+            )
         if (labels < 0).any():
             raise ValueError("labels must be class indices >= 0; unlabeled (-1) items cannot be balanced by class")
         if classes_per_batch < 1 or per_class < 1:

@@ -190,7 +190,9 @@ class MetricRecipe(Recipe):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{field} must be a positive int, got {value!r}")
         if self.per_class < 2 and self.objective in ("pairs", "triplets", "triplets_hard", "nt_xent"):
-            raise ValueError(f"{self.objective} needs per_class >= 2 (a positive for every image), got {self.per_class}")
+            raise ValueError(
+                f"{self.objective} needs per_class >= 2 (a positive for every image), got {self.per_class}"
+            )
         for field in ("margin", "temperature", "lr"):
             if not getattr(self, field) > 0:
                 raise ValueError(f"{field} must be > 0, got {getattr(self, field)!r}")
