@@ -3,7 +3,7 @@
 With labels: :func:`knn_predict` (cosine kNN, plain or temperature-weighted vote),
 :func:`kmeans_scores` (k-means clusters against the classes) and :func:`silhouette`.
 Without labels: :func:`alignment` and :func:`uniformity` (Wang and Isola, 2020),
-:func:`effective_rank` (RankMe), :func:`components_for_variance` (the PCA spectrum) and
+:func:`effective_rank` (RankMe), :func:`variance_spectrum` and :func:`components_for_variance` (PCA) and
 :func:`map_trustworthiness` (how faithful a 2-D map is). :func:`positive_pair_features`
 computes the features of two augmented views of each image, which alignment needs.
 
@@ -37,6 +37,7 @@ __all__ = [
     "positive_pair_features",
     "silhouette",
     "uniformity",
+    "variance_spectrum",
 ]
 
 
@@ -174,13 +175,24 @@ def effective_rank(z: ArrayLike, eps: float = 1e-7) -> float:
     return torch.exp(-(p * p.log()).sum()).item()
 
 
-def components_for_variance(z: ArrayLike, fraction: float = 0.9) -> int:
-    """How many principal components hold ``fraction`` of the variance of the rows:
-    few when the features lie near a low-dimensional subspace."""
+def variance_spectrum(z: ArrayLike) -> np.ndarray:
+    """The share of the variance along each principal component of the rows, largest first
+    (scikit-learn's PCA); its running sum says how many directions the features use."""
+    z = _matrix(z, "z", min_rows=2)
+    return PCA(svd_solver="full").fit(z).explained_variance_ratio_
+
+
+def components_for_variance(spectrum: ArrayLike, fraction: float = 0.9) -> int:
+    """How many leading principal components hold ``fraction`` of the variance, given the
+    :func:`variance_spectrum`: few when the features lie near a low-dimensional subspace."""
     if not 0 < fraction < 1:
         raise ValueError(f"fraction must be between 0 and 1, got {fraction}")
-    z = _matrix(z, "z", min_rows=2)
-    return int(PCA(n_components=fraction, svd_solver="full").fit(z).n_components_)
+    spectrum = np.asarray(spectrum.detach().cpu() if isinstance(spectrum, torch.Tensor) else spectrum, dtype=float)
+    if spectrum.ndim != 1 or len(spectrum) == 0 or (spectrum < 0).any() or not spectrum.sum() > 0:
+        raise ValueError(f"spectrum must be a non-empty 1-D array of variance shares >= 0, got shape {spectrum.shape}")
+    shares = np.sort(spectrum)[::-1] / spectrum.sum()
+    # the first running sum that reaches the fraction (a hair of slack for rounding)
+    return int(np.searchsorted(np.cumsum(shares), fraction - 1e-12) + 1)
 
 
 def map_trustworthiness(features: ArrayLike, points: ArrayLike, n_neighbors: int = 10) -> float:

@@ -20,6 +20,7 @@ from course_utils.representations import (
     positive_pair_features,
     silhouette,
     uniformity,
+    variance_spectrum,
 )
 
 
@@ -140,15 +141,21 @@ def test_effective_rank_formula():
         effective_rank(np.zeros((3, 2)))
 
 
-def test_components_for_variance_hand_worked_spectrum():
+def test_variance_spectrum_and_components_hand_worked_case():
     # Centred points along three axes: variances proportional to 18, 8 and 2 (sum 28).
     # Cumulative shares 0.643, 0.929, 1: 90% needs two components, 60% one, 95% three.
     z = np.array([[3.0, 0, 0], [-3, 0, 0], [0, 2, 0], [0, -2, 0], [0, 0, 1], [0, 0, -1]])
-    assert components_for_variance(z, 0.9) == 2
-    assert components_for_variance(z, 0.6) == 1
-    assert components_for_variance(torch.tensor(z), 0.95) == 3
+    spectrum = variance_spectrum(torch.tensor(z))
+    assert spectrum == pytest.approx([18 / 28, 8 / 28, 2 / 28])
+    assert components_for_variance(spectrum, 0.9) == 2
+    assert components_for_variance(spectrum, 0.6) == 1
+    assert components_for_variance(spectrum, 0.95) == 3
+    assert components_for_variance(np.array([0.5, 0.4, 0.1]), 0.9) == 2  # exactly 90% counts as reached
+    assert components_for_variance(torch.tensor([1.0, 4.0, 5.0]), 0.5) == 1  # unsorted, unnormalised
     with pytest.raises(ValueError, match="fraction"):
-        components_for_variance(z, 90)
+        components_for_variance(spectrum, 90)
+    with pytest.raises(ValueError, match="spectrum"):
+        components_for_variance(np.array([0.5, -0.1]))
 
 
 def test_map_trustworthiness_hand_worked_case():
