@@ -1,0 +1,233 @@
+"""Scores of a representation (a matrix of features, one row per image), with and without labels.
+
+With labels: :func:`knn_predict` (cosine kNN, plain or temperature-weighted vote),
+:func:`kmeans_scores` (k-means clusters against the classes) and :func:`silhouette`.
+Without labels: :func:`alignment` and :func:`uniformity` (Wang and Isola, 2020),
+:func:`effective_rank` (RankMe), :func:`variance_spectrum` and :func:`components_for_variance` (PCA) and
+:func:`map_trustworthiness` (how faithful a 2-D map is). :func:`positive_pair_features`
+computes the features of two augmented views of each image, which alignment needs.
+
+Every function takes NumPy arrays or torch tensors and returns plain Python numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
+from sklearn.manifold import trustworthiness
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.preprocessing import normalize
+from torch import nn
+
+ArrayLike = np.ndarray | torch.Tensor
+
+__all__ = [
+    "alignment",
+    "components_for_variance",
+    "effective_rank",
+    "kmeans_scores",
+    "knn_predict",
+    "map_trustworthiness",
+    "positive_pair_features",
+    "silhouette",
+    "uniformity",
+    "variance_spectrum",
+]
+
+
+def _matrix(x: ArrayLike, name: str, min_rows: int = 1) -> np.ndarray:
+    """``x`` as a finite float (N, D) array (float32 stays float32: features are large, and
+    their matrix products twice as fast), or a ValueError/TypeError naming ``name``."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    elif not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array or a torch tensor, got {type(x).__name__}")
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D (N, D) matrix of features, got shape {x.shape}")
+    if len(x) < min_rows or x.shape[1] < 1:
+        raise ValueError(f"{name} needs at least {min_rows} rows and 1 column, got shape {x.shape}")
+    if not np.issubdtype(x.dtype, np.number) or not np.isfinite(x).all():
+        raise ValueError(f"{name} must hold finite numbers")
+    return x if x.dtype in (np.float32, np.float64) else x.astype(np.float64)
+
+
+def _labels(y: ArrayLike, name: str, n: int) -> np.ndarray:
+    """``y`` as an int64 vector of length ``n``."""
+    if isinstance(y, torch.Tensor):
+        y = y.detach().cpu().numpy()
+    elif not isinstance(y, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array or a torch tensor, got {type(y).__name__}")
+    if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"{name} must be {n} integer labels (one per row of the features), got {y.dtype} {y.shape}")
+    return y.astype(np.int64)
+
+
+def _torch(x: ArrayLike, name: str) -> torch.Tensor:
+    return torch.from_numpy(_matrix(x, name))
+
+
+def knn_predict(
+    train_x: ArrayLike, train_y: ArrayLike, test_x: ArrayLike, k: int = 200, temperature: float | None = None
+) -> np.ndarray:
+    """The class of each test row voted by its ``k`` most cosine-similar training rows.
+
+    ``temperature=None``: every neighbour has one vote (majority vote). A number ``tau``:
+    a neighbour with cosine similarity ``s`` votes with weight ``exp(s / tau)``, the
+    weighted kNN of Wu et al. (2018, "Unsupervised feature learning via non-parametric
+    instance discrimination"; ``k=200``, ``tau=0.07`` there), so close neighbours
+    dominate and a large ``k`` costs little. Ties go to the lowest class index.
+    """
+    train_x, test_x = _matrix(train_x, "train_x"), _matrix(test_x, "test_x")
+    train_y = _labels(train_y, "train_y", len(train_x))
+    if test_x.shape[1] != train_x.shape[1]:
+        raise ValueError(f"test_x has {test_x.shape[1]} features but train_x has {train_x.shape[1]}")
+    if not 1 <= k <= len(train_x):
+        raise ValueError(f"k must be between 1 and the {len(train_x)} training rows, got {k}")
+    if temperature is not None and not temperature > 0:
+        raise ValueError(f"temperature must be > 0 or None, got {temperature}")
+    # scikit-learn passes cosine *distances* d = 1 - s to the weight function.
+    weights = "uniform" if temperature is None else (lambda d: np.exp((1 - d) / temperature))
+    knn = KNeighborsClassifier(n_neighbors=k, metric="cosine", algorithm="brute", weights=weights)
+    return knn.fit(train_x, train_y).predict(test_x)
+
+
+def kmeans_scores(
+    fit_x: ArrayLike, test_x: ArrayLike, test_y: ArrayLike, n_clusters: int | None = None, seed: int = 0
+) -> dict[str, float]:
+    """k-means on the L2-normalised rows of ``fit_x`` (labels unused), scored three ways.
+
+    ``ari``: adjusted Rand index (Hubert and Arabie, 1985) and ``nmi``: normalised mutual
+    information (Strehl and Ghosh, 2002; arithmetic-mean normalisation) between the
+    clusters assigned to ``test_x`` and the classes ``test_y``: 1 for the same partition,
+    about 0 for an unrelated one. ``silhouette``: the silhouette (:func:`silhouette`) of
+    the clusters of ``fit_x`` themselves, which needs no labels at all.
+    ``n_clusters`` defaults to the number of classes in ``test_y``.
+    """
+    fit_x, test_x = _matrix(fit_x, "fit_x", min_rows=2), _matrix(test_x, "test_x")
+    test_y = _labels(test_y, "test_y", len(test_x))
+    if test_x.shape[1] != fit_x.shape[1]:
+        raise ValueError(f"test_x has {test_x.shape[1]} features but fit_x has {fit_x.shape[1]}")
+    n_clusters = len(np.unique(test_y)) if n_clusters is None else n_clusters
+    if not 2 <= n_clusters < len(fit_x):
+        raise ValueError(f"n_clusters must be between 2 and {len(fit_x) - 1} (rows of fit_x - 1), got {n_clusters}")
+    kmeans = KMeans(n_clusters=n_clusters, n_init=3, random_state=seed).fit(normalize(fit_x))
+    clusters = kmeans.predict(normalize(test_x))
+    return {
+        "ari": float(adjusted_rand_score(test_y, clusters)),
+        "nmi": float(normalized_mutual_info_score(test_y, clusters)),
+        "silhouette": silhouette(fit_x, kmeans.labels_, seed=seed),
+    }
+
+
+def silhouette(x: ArrayLike, groups: ArrayLike, sample_size: int | None = 5_000, seed: int = 0) -> float:
+    """Mean silhouette coefficient (Rousseeuw, 1987) of a partition of the rows, under cosine distance.
+
+    For each row, ``a`` is its mean distance to the rest of its group and ``b`` the mean
+    distance to the nearest other group; its coefficient is ``(b - a) / max(a, b)``, in
+    [-1, 1]. ``groups`` may be the classes (a labelled score) or clusters (label-free).
+    At most ``sample_size`` random rows are scored (all of them for None): it is quadratic.
+    """
+    x = _matrix(x, "x", min_rows=3)
+    groups = _labels(groups, "groups", len(x))
+    if not 2 <= len(np.unique(groups)) < len(x):
+        raise ValueError(f"groups must split the {len(x)} rows into 2 to {len(x) - 1} groups")
+    size = None if sample_size is None or sample_size >= len(x) else sample_size
+    return float(silhouette_score(x, groups, metric="cosine", sample_size=size, random_state=seed))
+
+
+def alignment(z1: ArrayLike, z2: ArrayLike, alpha: float = 2.0) -> float:
+    """Alignment of positive pairs (Wang and Isola, 2020): the mean of
+    ``||f(x) - f(y)||^alpha`` over the pairs (row i of ``z1`` with row i of ``z2``) of
+    L2-normalised features. 0 when the two views of every image map to the same point;
+    4 (for alpha = 2) when they are opposite. Lower is better."""
+    z1, z2 = _torch(z1, "z1"), _torch(z2, "z2")
+    if z1.shape != z2.shape:
+        raise ValueError(f"z1 and z2 must have the same shape (one row per pair), got {z1.shape} and {z2.shape}")
+    return (F.normalize(z1, dim=1) - F.normalize(z2, dim=1)).norm(dim=1).pow(alpha).mean().item()
+
+
+def uniformity(z: ArrayLike, t: float = 2.0) -> float:
+    """Uniformity (Wang and Isola, 2020): ``log E exp(-t ||f(x) - f(y)||^2)`` over all
+    pairs of distinct rows of L2-normalised features. 0 when every row is the same point
+    (collapse); more negative the more evenly the rows spread over the sphere. Lower is better."""
+    z = F.normalize(_torch(z, "z"), dim=1)
+    if len(z) < 2:
+        raise ValueError(f"z needs at least 2 rows to form a pair, got {len(z)}")
+    exponents = -t * torch.pdist(z).pow(2)  # the N(N-1)/2 pairs i < j
+    return (torch.logsumexp(exponents, dim=0) - np.log(len(exponents))).item()
+
+
+def effective_rank(z: ArrayLike, eps: float = 1e-7) -> float:
+    """RankMe (Garrido et al., 2023): ``exp(-sum_k p_k log p_k)`` with
+    ``p_k = sigma_k / ||sigma||_1 + eps`` over the singular values ``sigma`` of the
+    (N, D) feature matrix, uncentred as in the paper, ``eps = 1e-7`` as there.
+    Between 1 (everything along one direction) and min(N, D) (all directions equally used).
+    """
+    sigma = torch.linalg.svdvals(_torch(z, "z"))
+    if sigma.sum() == 0:
+        raise ValueError("z is all zeros: its singular values have no distribution")
+    p = sigma / sigma.sum() + eps
+    return torch.exp(-(p * p.log()).sum()).item()
+
+
+def variance_spectrum(z: ArrayLike) -> np.ndarray:
+    """The share of the variance along each principal component of the rows, largest first
+    (scikit-learn's PCA); its running sum says how many directions the features use."""
+    z = _matrix(z, "z", min_rows=2)
+    return PCA(svd_solver="full").fit(z).explained_variance_ratio_
+
+
+def components_for_variance(spectrum: ArrayLike, fraction: float = 0.9) -> int:
+    """How many leading principal components hold ``fraction`` of the variance, given the
+    :func:`variance_spectrum`: few when the features lie near a low-dimensional subspace."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must be between 0 and 1, got {fraction}")
+    spectrum = np.asarray(spectrum.detach().cpu() if isinstance(spectrum, torch.Tensor) else spectrum, dtype=float)
+    if spectrum.ndim != 1 or len(spectrum) == 0 or (spectrum < 0).any() or not spectrum.sum() > 0:
+        raise ValueError(f"spectrum must be a non-empty 1-D array of variance shares >= 0, got shape {spectrum.shape}")
+    shares = np.sort(spectrum)[::-1] / spectrum.sum()
+    # the first running sum that reaches the fraction (a hair of slack for rounding)
+    return int(np.searchsorted(np.cumsum(shares), fraction - 1e-12) + 1)
+
+
+def map_trustworthiness(features: ArrayLike, points: ArrayLike, n_neighbors: int = 10) -> float:
+    """Trustworthiness (Venna and Kaski, 2001) of a 2-D map of the features, by scikit-learn:
+    1 when each point's ``n_neighbors`` nearest neighbours on the map are also among its
+    nearest in the feature space (Euclidean distance in both), lower when the map invents
+    neighbours. It says nothing about neighbours the map tore apart."""
+    features, points = _matrix(features, "features"), _matrix(points, "points")
+    if points.shape != (len(features), 2):
+        raise ValueError(f"points must be ({len(features)}, 2), one 2-D point per row of features, got {points.shape}")
+    if not 1 <= n_neighbors < len(features) / 2:
+        raise ValueError(f"n_neighbors must be between 1 and half the {len(features)} rows, got {n_neighbors}")
+    return float(trustworthiness(features, points, n_neighbors=n_neighbors))
+
+
+@torch.no_grad()
+def positive_pair_features(
+    encoder: nn.Module,
+    images: torch.Tensor,
+    augment: Callable[..., torch.Tensor],
+    seed: int = 0,
+    batch_size: int = 512,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features (on the CPU) of two random views of each uint8 image, the positive pairs
+    of :func:`alignment`; ``encoder`` runs in eval mode, without gradients."""
+    if images.dtype != torch.uint8 or images.ndim != 4:
+        raise ValueError(f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+    generator = torch.Generator().manual_seed(seed)
+    was_training = encoder.training
+    encoder.eval()
+    device = next(encoder.parameters()).device
+    pairs = [
+        [encoder(augment(chunk, generator=generator).to(device)).float().cpu() for _ in range(2)]
+        for chunk in images.split(batch_size)
+    ]
+    encoder.train(was_training)
+    return torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs])
