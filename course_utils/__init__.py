@@ -4,8 +4,9 @@ Modules: ``runtime`` (profiles, devices, seeds, folders, bfloat16), ``data`` (da
 memory), ``images`` (uint8 batches to float, resizing), ``augment`` (batched random views),
 ``models``, ``losses``, ``train`` (the loop, batch orders, optimiser and schedule),
 ``checkpoints`` (verified, cached weights), ``recipes`` (one frozen object per experiment
-that trains, caches and reloads it), ``evaluate`` (probes, kNN, scores), ``embed``,
-``plots``, ``results``.
+that trains, caches and reloads it), ``samplers`` and ``mining`` (notebook 04's batches and
+losses), ``evaluate`` (probes, kNN, scores), ``representations`` (scores with and without
+labels), ``embed``, ``plots``, ``results``, ``course`` (the headless runner).
 """
 
 from course_utils.runtime import data_dir, device, pick, profile, seed_everything
