@@ -7,12 +7,12 @@ import torch
 import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, classification_report, f1_score
-from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from course_utils.images import to_float
+from course_utils.representations import knn_predict
 
 ArrayLike = np.ndarray | torch.Tensor
 
@@ -85,10 +85,9 @@ def linear_probe(
 
 
 def knn_accuracy(train_x: ArrayLike, train_y: ArrayLike, test_x: ArrayLike, test_y: ArrayLike, k: int = 20) -> float:
-    """Accuracy of a k-nearest-neighbour vote under cosine distance."""
-    knn = KNeighborsClassifier(n_neighbors=k, metric="cosine", algorithm="brute")
-    knn.fit(_numpy(train_x), _numpy(train_y))
-    return float(accuracy_score(_numpy(test_y), knn.predict(_numpy(test_x))))
+    """Accuracy of a k-nearest-neighbour majority vote under cosine similarity
+    (:func:`course_utils.representations.knn_predict`)."""
+    return float(accuracy_score(_numpy(test_y), knn_predict(train_x, train_y, test_x, k=k)))
 
 
 @torch.no_grad()

@@ -11,6 +11,7 @@ and :func:`fit_two_view` are its two common uses.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sized
@@ -57,6 +58,31 @@ class ShuffledBatches:
     def __iter__(self) -> Iterator[torch.Tensor]:
         order = torch.randperm(self.num_items, generator=self.generator)
         yield from order[: len(self) * self.batch_size].split(self.batch_size)
+
+
+class BestEpoch:
+    """The weights of the epoch with the highest validation score so far.
+
+    Call :meth:`update` once per epoch (from ``validate``, say) and :meth:`restore` after
+    training: the model gets those weights back and the history a ``best_epoch`` entry,
+    counted from 1. A later epoch replaces the kept one only with a strictly higher score.
+    """
+
+    def __init__(self) -> None:
+        self.score = -math.inf
+        self.epoch = 0
+        self.epochs_seen = 0
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def update(self, model: nn.Module, score: float) -> None:
+        self.epochs_seen += 1
+        if score > self.score:
+            self.score, self.epoch = score, self.epochs_seen
+            self.state = copy.deepcopy(model.state_dict())
+
+    def restore(self, model: nn.Module, history: History) -> History:
+        model.load_state_dict(self.state)
+        return {**history, "best_epoch": [float(self.epoch)]}
 
 
 def _check_length(epochs: int, batches: BatchOrder) -> None:

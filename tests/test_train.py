@@ -10,6 +10,7 @@ import torch
 from course_utils import runtime, seed_everything
 from course_utils.models import Classifier, ConvBackbone, mlp_head
 from course_utils.train import (
+    BestEpoch,
     ShuffledBatches,
     fit,
     fit_classifier,
@@ -202,3 +203,16 @@ def test_steps_run_the_model_in_bfloat16_only_on_native_hardware_and_the_loss_in
     loss, _ = supervised_step(features, targets)(Probe(4, 2), torch.arange(8))
     assert seen["dtype"] == expected
     assert loss.dtype == torch.float32
+
+
+def test_best_epoch_restores_the_first_epoch_with_the_highest_score():
+    model = torch.nn.Linear(1, 1, bias=False)
+    best = BestEpoch()
+    for weight, score in [(1.0, 0.5), (2.0, 0.7), (3.0, 0.6), (4.0, 0.7)]:  # epoch 4 only ties epoch 2
+        with torch.no_grad():
+            model.weight.fill_(weight)
+        best.update(model, score)
+    history = best.restore(model, {"loss": [1.0, 0.5, 0.4, 0.3]})
+    assert model.weight.item() == 2.0, "epoch 2's weights, copied then, not changed by later epochs"
+    assert history == {"loss": [1.0, 0.5, 0.4, 0.3], "best_epoch": [2.0]}
+    assert best.epochs_seen == 4

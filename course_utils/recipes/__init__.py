@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Union, get_args, get_origin, get_type_hints
 from torch import nn
 
 from course_utils.checkpoints import CheckpointError, History, cached, load_checkpoint, plain
-from course_utils.runtime import checkpoint_dir, device, retrain_requested, seed_everything
+from course_utils.runtime import checkpoint_dir, device, seed_everything
 
 __all__ = ["Recipe", "families"]
 
@@ -101,7 +101,6 @@ class Recipe:
             print(f"Training {self.checkpoint_name()} ({self.notebook}): {self.cost()}")
             return self.fit(model, self.load_data() if data is None else data, validate)
 
-        retrain = retrain_requested() if retrain is None else retrain
         history = cached(self.checkpoint_name(), self.settings(), model, train_fn, retrain=retrain)
         return model, history
 

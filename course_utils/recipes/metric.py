@@ -7,7 +7,6 @@ objectives on the source's 3,000-image subset (90 % train, 10 % validation).
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -31,7 +30,7 @@ from course_utils.models import ResNet18Backbone
 from course_utils.recipes import Recipe
 from course_utils.runtime import mixed_precision, pick
 from course_utils.samplers import ClassBalancedBatches
-from course_utils.train import Step, StepOutput, fit
+from course_utils.train import BestEpoch, Step, StepOutput, fit
 
 __all__ = ["OBJECTIVES", "MetricData", "MetricNet", "MetricRecipe", "mnist_subset"]
 
@@ -240,17 +239,13 @@ class MetricRecipe(Recipe):
     def fit(self, model: MetricNet, data: MetricData, validate=None) -> History:
         """Train; after every epoch measure the kNN accuracy of the validation images
         against the training images and keep the weights of the best epoch."""
-        best: dict[str, Any] = {"accuracy": -1.0, "epoch": 0, "state": None}
-        epoch = 0
+        best = BestEpoch()
 
         def monitor(net: MetricNet) -> dict[str, float]:
-            nonlocal epoch
-            epoch += 1
             bank = extract_features(net, data.train_images)
             accuracy = knn_accuracy(bank, data.train_targets, extract_features(net, data.val_images),
                                     data.val_targets, k=self.knn_k)  # fmt: skip
-            if accuracy > best["accuracy"]:
-                best.update(accuracy=accuracy, epoch=epoch, state=copy.deepcopy(net.state_dict()))
+            best.update(net, accuracy)
             return {"val_knn_accuracy": accuracy, **(validate(net) if validate else {})}
 
         step = metric_step(
@@ -260,5 +255,4 @@ class MetricRecipe(Recipe):
             model, step, self.batches(data), epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay,
             validate=monitor, desc=f"{self.objective}, {self.dim}-D",
         )  # fmt: skip
-        model.load_state_dict(best["state"])
-        return {**history, "best_epoch": [float(best["epoch"])]}
+        return best.restore(model, history)

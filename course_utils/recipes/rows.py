@@ -11,7 +11,6 @@ epoch with the best validation accuracy.
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from course_utils.data import load_dataset
 from course_utils.images import to_float
 from course_utils.recipes import Recipe
 from course_utils.runtime import mixed_precision, pick
-from course_utils.train import ShuffledBatches, supervised_step, train
+from course_utils.train import BestEpoch, ShuffledBatches, supervised_step, train
 
 __all__ = [
     "CELLS",
@@ -233,31 +232,26 @@ def fit_on_plateau(
     """
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.1, patience=patience)
-    best = {"accuracy": -1.0, "epoch": 0, "state": None}
-
-    epochs_done, epoch_start = 0, time.perf_counter()
+    best = BestEpoch()
+    epoch_start = time.perf_counter()
 
     def after_epoch(model: nn.Module) -> dict[str, float]:
-        nonlocal epochs_done, epoch_start
-        epochs_done += 1
+        nonlocal epoch_start
         metrics = {"seconds": time.perf_counter() - epoch_start, "lr": optimizer.param_groups[0]["lr"]}
         metrics.update(evaluate_loss(model, data.val_images, data.val_targets))
         if validate is not None:
             metrics.update(validate(model))
         plateau.step(metrics["val_loss"])
-        if metrics["val_accuracy"] > best["accuracy"]:
-            best.update(accuracy=metrics["val_accuracy"], epoch=epochs_done, state=copy.deepcopy(model.state_dict()))
+        best.update(model, metrics["val_accuracy"])
         if on_epoch is not None:
-            on_epoch(epochs_done, metrics)
+            on_epoch(best.epochs_seen, metrics)
         epoch_start = time.perf_counter()
         return metrics
 
     step = supervised_step(data.train_images, data.train_targets)
     batches = ShuffledBatches(len(data.train_images), batch_size, seed)
     history = train(model, step, batches, epochs=epochs, optimizer=optimizer, validate=after_epoch, desc=desc)
-    model.load_state_dict(best["state"])
-    history["best_epoch"] = [float(best["epoch"])]
-    return history
+    return best.restore(model, history)
 
 
 def step_gradient_norms(model: RowClassifier, rows: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
