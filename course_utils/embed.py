@@ -11,23 +11,28 @@ from sklearn.manifold import TSNE
 METHODS = ("pca", "tsne", "umap")
 
 
-def embed_2d(features: np.ndarray, method: str = "umap", seed: int = 0, pca_dims: int = 50) -> np.ndarray:
+def embed_2d(
+    features: np.ndarray, method: str = "umap", seed: int = 0, pca_dims: int = 50, perplexity: float = 30.0
+) -> np.ndarray:
     """Map (N, D) features to (N, 2) points with ``method`` (pca, tsne or umap).
 
     t-SNE and UMAP first reduce to ``pca_dims`` dimensions with PCA, which keeps
     almost all the structure and makes their neighbour search much faster.
+    ``perplexity`` is t-SNE's (roughly how many neighbours each point keeps close).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     features = np.asarray(features, dtype=np.float32)
     if features.ndim != 2:
         raise ValueError(f"features must be (N, D), got shape {features.shape}")
+    if method == "tsne" and not 0 < perplexity < len(features):
+        raise ValueError(f"perplexity must be between 0 and the number of points ({len(features)}), got {perplexity}")
     if method == "pca":
         return PCA(n_components=2, random_state=seed).fit_transform(features)
     if features.shape[1] > pca_dims:
         features = PCA(n_components=pca_dims, random_state=seed).fit_transform(features)
     if method == "tsne":
-        return TSNE(n_components=2, init="pca", random_state=seed).fit_transform(features)
+        return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(features)
     # numba's default OpenMP threads keep spinning after UMAP returns and slowed every
     # later single-threaded torch op about 70-fold here; the workqueue layer does not.
     os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")

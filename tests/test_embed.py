@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sklearn.decomposition import PCA
+from sklearn.manifold import TSNE
+
 from course_utils.embed import embed_2d
 
 
@@ -31,3 +34,12 @@ def test_bad_input():
         embed_2d(np.zeros((10, 3)), "mds")
     with pytest.raises(ValueError, match=r"\(N, D\)"):
         embed_2d(np.zeros(10), "pca")
+
+
+def test_tsne_perplexity_is_used():
+    features, _ = _clusters()
+    reduced = PCA(n_components=50, random_state=0).fit_transform(features.astype(np.float32))
+    expected = TSNE(n_components=2, perplexity=5, init="pca", random_state=0).fit_transform(reduced)
+    np.testing.assert_allclose(embed_2d(features, "tsne", perplexity=5), expected, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="perplexity must be between 0 and the number of points"):
+        embed_2d(features, "tsne", perplexity=180)
