@@ -301,7 +301,8 @@ def check_to_row_sequence(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
 def check_rnn_step(fn: Callable[..., torch.Tensor]) -> None:
     """``fn(x, h, weight_ih, weight_hh, bias_ih, bias_hh)``: tanh(x W_ih^T + b_ih + h W_hh^T + b_hh)."""
     x, h = torch.tensor([[1.0, 2.0]]), torch.tensor([[0.5]])
-    w_ih, w_hh, b_ih, b_hh = torch.tensor([[0.1, -0.2]]), torch.tensor([[2.0]]), torch.tensor([0.3]), torch.tensor([0.0])
+    w_ih, w_hh = torch.tensor([[0.1, -0.2]]), torch.tensor([[2.0]])
+    b_ih, b_hh = torch.tensor([0.3]), torch.tensor([0.0])
     # 0.1 * 1 - 0.2 * 2 + 0.3 + 2 * 0.5 + 0 = 1.0
     expect_close(call(fn, x, h, w_ih, w_hh, b_ih, b_hh), torch.tensor([[math.tanh(1.0)]]), "rnn_step, hand-worked")
     x, h = _random(4, 3, seed=0), _random(4, 5, seed=1)
@@ -350,4 +351,3 @@ def check_alignment_uniformity(fn: Callable[..., tuple[float, float]]) -> None:
     # z1 rows e1, e2, -e1: squared distances 2, 4, 2 over the pairs (0,1), (0,2), (1,2)
     uniform = math.log((2 * math.exp(-4) + math.exp(-8)) / 3)
     expect_number(out[1], uniform, "alignment_uniformity uniformity, hand-worked")
-

@@ -149,7 +149,8 @@ PLANTED = [
      "return (z @ z.T / temperature).fill_diagonal_(float('-inf')), torch.arange(n, 3 * n)"),
     ("03-nt-xent-logits", "not normalised (dot products, not cosines)",
      "n = len(z1)\nz = torch.cat([z1, z2])\n"
-     "return (z @ z.T / temperature).fill_diagonal_(float('-inf')), torch.cat([torch.arange(n, 2 * n), torch.arange(n)])"),
+     "logits = (z @ z.T / temperature).fill_diagonal_(float('-inf'))\n"
+     "return logits, torch.cat([torch.arange(n, 2 * n), torch.arange(n)])"),
     ("03-nt-xent-logits", "temperature left out",
      "n = len(z1)\nz = torch.nn.functional.normalize(torch.cat([z1, z2]), dim=1)\n"
      "return (z @ z.T).fill_diagonal_(float('-inf')), torch.cat([torch.arange(n, 2 * n), torch.arange(n)])"),
@@ -214,7 +215,8 @@ PLANTED = [
     ("06-alignment-uniformity", "alignment with the distance not squared",
      "f1, f2 = torch.nn.functional.normalize(z1, dim=1), torch.nn.functional.normalize(z2, dim=1)\n"
      "e = -t * torch.pdist(f1).pow(2)\n"
-     "return (f1 - f2).norm(dim=1).mean().item(), (torch.logsumexp(e, 0) - torch.log(torch.tensor(float(len(e))))).item()"),
+     "uniform = torch.logsumexp(e, 0) - torch.log(torch.tensor(float(len(e))))\n"
+     "return (f1 - f2).norm(dim=1).mean().item(), uniform.item()"),
 ]  # fmt: skip
 
 
@@ -256,6 +258,7 @@ def test_a_wrong_entry_is_named_with_its_expected_and_actual_value():
 def test_a_crash_in_the_students_code_is_reported_with_its_error():
     def positive_rank(z1, z2):
         return z1 @ z2  # (2, 2) @ (2, 2) works; the shape check complains
+
     with pytest.raises(AssertionError, match=r"positive_rank on the hand-worked 2-image batch: expected shape \(4,\)"):
         check_positive_rank(positive_rank)
 
