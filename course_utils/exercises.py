@@ -3,7 +3,8 @@
 Each check calls the student's function on small cases worked out by hand or with the
 formula written out here, independently of the course's own implementation, and raises an
 ``AssertionError`` that says what was expected and what came (shape, value, which entry),
-also when the function is not written yet. The notebooks' hidden tests add further cases.
+also when the function is not written yet. The notebooks' hidden tests add further cases,
+with the same helpers (:func:`call`, :func:`expect_close`, :func:`expect_equal`, ...).
 
 Exercises, by notebook: 01 :func:`check_balanced_subset`, :func:`check_macro_f1`;
 02 :func:`check_simsiam_loss`, :func:`check_collapse_monitor`; 03 :func:`check_nt_xent_logits`,
@@ -21,6 +22,7 @@ from typing import Any
 import torch
 
 __all__ = [
+    "call",
     "check_alignment_uniformity",
     "check_balanced_subset",
     "check_collapse_monitor",
@@ -33,6 +35,10 @@ __all__ = [
     "check_rnn_step",
     "check_simsiam_loss",
     "check_to_row_sequence",
+    "expect_close",
+    "expect_equal",
+    "expect_number",
+    "expect_shape",
 ]
 
 
