@@ -1,4 +1,4 @@
-"""``python -m course_utils.course run|table|status``: the whole course from a shell.
+"""``python -m course_utils.course run|table|status|release``: the whole course from a shell.
 
 - ``run [NOTEBOOK ...] [--profile P] [--output DIR | --inplace]``: execute notebooks in
   course order (all by default; name them by number ``02``, stem or path), with a
@@ -6,6 +6,8 @@
 - ``table [--check]``: write the README's results table from ``results/*.json``;
   ``--check`` only compares and exits 1 when the README differs.
 - ``status``: per notebook, its results (profile, date) and its cached checkpoints.
+- ``release [NOTEBOOK ...] [--output DIR]``: the student copies of the notebooks, made by
+  nbgrader (an instructor extra): solutions replaced, hidden tests removed, outputs cleared.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from tqdm.auto import tqdm
 
 from course_utils import results
 from course_utils.recipes import families as recipe_families
+from course_utils.release import INSTALL_HINT, RELEASE, ReleaseError, release
 from course_utils.runtime import (
     PROFILES,
     REPO_ROOT,
@@ -390,14 +393,26 @@ def main(argv: list[str] | None = None) -> int:
     table_parser = commands.add_parser("table", help="write the README's results table from results/*.json")
     table_parser.add_argument("--check", action="store_true", help="only compare; exit 1 if the README differs")
     commands.add_parser("status", help="results and cached checkpoints per notebook")
+    release_parser = commands.add_parser(
+        "release",
+        help="student copies of the notebooks (needs nbgrader)",
+        description="Student copies of the notebooks, made by nbgrader generate_assignment: solutions replaced by "
+        f"raise NotImplementedError(), hidden tests removed, outputs cleared. nbgrader: {INSTALL_HINT}",
+    )
+    release_parser.add_argument("notebooks", nargs="*", help="number (02), stem or path; default: all")
+    release_parser.add_argument("--output", type=Path, default=RELEASE, help="folder for them (default: release/)")
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
             return run(args.notebooks, args.profile, args.output, args.inplace)
         if args.command == "table":
             return table(args.check)
+        if args.command == "release":
+            written = release(find_notebooks(args.notebooks), args.output)
+            print(f"{len(written)} student notebooks in {args.output}")
+            return 0
         return status()
-    except CourseError as error:
+    except (CourseError, ReleaseError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
