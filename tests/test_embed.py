@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
