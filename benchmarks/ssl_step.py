@@ -1,7 +1,7 @@
 """SimCLR training speed: the course's two-view step against the source tutorials' pipeline.
 
     python -m benchmarks.ssl_step [--model imagenet|cifar] [--size 32] [--batch 256]
-                                  [--precision bf16|fp32] [--rounds 5] [--steps 5]
+                                  [--precision bf16|fp32] [--compile] [--rounds 5] [--steps 5]
 
 Both sides train the same network (torchvision's ResNet-18 with the course's SimCLR
 projection head and NT-Xent loss, AdamW) on the same images and batch size:
@@ -130,9 +130,11 @@ class SourceSide:
 class CourseSide:
     """The course's two-view step: batched views of uint8 images, bfloat16 autocast, channels-last."""
 
-    def __init__(self, images: torch.Tensor, model: str, size: int, batch: int):
+    def __init__(self, images: torch.Tensor, model: str, size: int, batch: int, compile_model: bool = False):
         self.model = simclr(model, channels_last=True)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-3)
+        if compile_model:
+            self.model.forward = torch.compile(self.model.forward)
         views = simclr_views(size, crop_scale=(0.08, 1.0))
         augment = lambda batch: views(batch).contiguous(memory_format=torch.channels_last)  # noqa: E731
         self.two_view = two_view_step(images, augment, partial(nt_xent, temperature=TEMPERATURE))
@@ -157,6 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=32, help="image side in pixels (default: 32)")
     parser.add_argument("--batch", type=int, default=256, help="images per batch (default: 256)")
     parser.add_argument("--precision", choices=("bf16", "fp32"), default="bf16", help="the course side's precision")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the course side's model")
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (default: 5)")
     parser.add_argument("--steps", type=int, default=5, help="timed steps per round and side (default: 5)")
     args = parser.parse_args(argv)
@@ -169,10 +172,15 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--batch {args.batch} is larger than the {len(images)} benchmark images")
     sides = {
         "source": SourceSide(images, args.model, args.size, args.batch),
-        "course": CourseSide(images, args.model, args.size, args.batch),
+        "course": CourseSide(images, args.model, args.size, args.batch, args.compile),
     }
-    print(f"ResNet-18 ({args.model} stem), {args.size} px {source}, batch {args.batch}, course in {args.precision}; "
-          f"{describe_hardware(hardware())}, torch {torch.__version__}, {platform.machine()}")  # fmt: skip
+    if args.compile:
+        start = time.perf_counter()
+        sides["course"].step()
+        print(f"torch.compile: the first course step took {time.perf_counter() - start:.0f} s")
+    compiled = ", compiled" if args.compile else ""
+    print(f"ResNet-18 ({args.model} stem), {args.size} px {source}, batch {args.batch}, course in {args.precision}"
+          f"{compiled}; {describe_hardware(hardware())}, torch {torch.__version__}, {platform.machine()}")  # fmt: skip
     rates: dict[str, list[float]] = {name: [] for name in sides}
     for round_ in range(args.rounds):
         for name, side in sides.items():
