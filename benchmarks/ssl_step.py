@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from course_utils.data import load_from_disk
+from course_utils.images import resize
 from course_utils.losses import nt_xent
 from course_utils.models import SimCLR
 from course_utils.recipes.simclr import simclr_views
@@ -72,10 +73,7 @@ def benchmark_images(size: int, count: int = 4096) -> tuple[torch.Tensor, str]:
     else:
         images, source = torch.randint(0, 256, (count, 3, 32, 32), generator=torch.Generator().manual_seed(0),
                                        dtype=torch.uint8), "random pixels"  # fmt: skip
-    if size != images.shape[-1]:
-        images = nn.functional.interpolate(images.float(), size=size, mode="bilinear", antialias=True)
-        images = images.round().clamp(0, 255).to(torch.uint8)
-    return images, source
+    return resize(images, size), source
 
 
 class TwoViews(Dataset):
