@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, classification_report, f1_score
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
@@ -82,6 +82,42 @@ def linear_probe(
     probe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))
     probe.fit(_numpy(train_x), _numpy(train_y))
     return scores(test_y, probe.predict(_numpy(test_x)))
+
+
+def tuned_probe(
+    train: tuple[ArrayLike, ArrayLike],
+    validation: tuple[ArrayLike, ArrayLike],
+    Cs: tuple[float, ...] = (0.01, 0.1, 1.0),
+    tol: float = 1e-3,
+) -> Pipeline:
+    """The logistic regression of :func:`linear_probe` (features standardised first) with its
+    ``C`` chosen on ``validation``, features and labels held out of the training data: each C
+    is fitted on ``train`` and the one with the best validation accuracy is kept (the first,
+    on a tie). Returns the fitted pipeline: ``probe.predict(features)``, ``probe[-1].C``.
+
+    ``tol`` stops L-BFGS at that gradient tolerance: 1e-3 instead of scikit-learn's 1e-4 was
+    three to four times faster on 10,000 x 2,048 features and moved the accuracy by at most
+    0.3 point (README notes)."""
+    if not Cs:
+        raise ValueError("Cs must hold at least one value of C")
+    best, best_accuracy = None, -1.0
+    for C in Cs:
+        probe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000, tol=tol))
+        probe.fit(_numpy(train[0]), _numpy(train[1]))
+        accuracy = float(accuracy_score(_numpy(validation[1]), probe.predict(_numpy(validation[0]))))
+        if accuracy > best_accuracy:
+            best, best_accuracy = probe, accuracy
+    return best
+
+
+def seed_spread(values: list[float]) -> dict[str, float]:
+    """Mean, sample standard deviation (n - 1 in the denominator; 0 for one run) and count
+    of one number measured over several seeds."""
+    if len(values) == 0:
+        raise ValueError("seed_spread needs at least one value")
+    array = np.asarray(values, dtype=float)
+    std = float(array.std(ddof=1)) if len(array) > 1 else 0.0
+    return {"mean": float(array.mean()), "std": std, "runs": len(array)}
 
 
 def knn_accuracy(train_x: ArrayLike, train_y: ArrayLike, test_x: ArrayLike, test_y: ArrayLike, k: int = 20) -> float:

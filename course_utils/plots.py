@@ -1,14 +1,21 @@
-"""The figures the notebooks share: image grids, view pairs, curves, confusion
-matrices, per-class bars and 2-D embeddings (static and interactive)."""
+"""The figures the notebooks share: image grids, view pairs, training curves, confusion
+matrices, per-class bars, label-efficiency curves and 2-D embeddings (static and interactive)."""
 
 from __future__ import annotations
 
+import base64
+import json
+import math
 from collections.abc import Callable, Sequence
+from io import BytesIO
 
 import matplotlib.pyplot as plt
 import numpy as np
 import plotly.express as px
+import plotly.graph_objects as go
+import plotly.io as pio
 import torch
+from matplotlib.ticker import MaxNLocator, NullLocator
 from sklearn.metrics import ConfusionMatrixDisplay
 
 from course_utils.images import to_float
@@ -52,16 +59,87 @@ def view_pairs(images: torch.Tensor, augment: Callable[[torch.Tensor], torch.Ten
     return image_grid(grid, titles, ncols=len(images))
 
 
-def curves(history: dict[str, list[float]], keys: Sequence[str], xlabel: str = "epoch") -> plt.Figure:
-    """One small panel per logged quantity."""
-    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3), squeeze=False)
+# What the course logs, in words, for panel titles and axis labels.
+NAMES = {
+    "loss": "training loss",
+    "train_accuracy": "training accuracy",
+    "val_accuracy": "validation accuracy",
+    "knn_accuracy": "kNN accuracy (validation)",
+    "z_std": "spread of z (std per dimension)",
+    "z_rank": "effective rank of z",
+    "z_std_after_bn": "spread of z after its last BatchNorm",
+    "top1": "positive ranked first (top-1)",
+    "top5": "positive in the top 5",
+    "mean_position": "mean rank of the positive",
+    "step_loss": "training loss per step",
+}
+BEST_EPOCH_LABEL = "epoch kept (best on validation)"
+
+
+def name_of(key: str, labels: dict[str, str] | None = None) -> str:
+    """The words for a logged key: ``labels`` first, then ``NAMES``, else the key with spaces."""
+    if labels and key in labels:
+        return labels[key]
+    return NAMES.get(key, key.replace("_", " "))
+
+
+def _panels(keys: Sequence[str], xlabel: str, labels: dict[str, str] | None) -> tuple[plt.Figure, list[plt.Axes]]:
+    """One titled, labelled panel per key; constrained layout leaves room for a figure legend."""
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2), squeeze=False, layout="constrained")
     for ax, key in zip(axes.flat, keys, strict=True):
-        values = history[key]
-        ax.plot(range(1, len(values) + 1), values, marker="o" if len(values) < 30 else None)
-        ax.set_title(key)
+        ax.set_title(name_of(key, labels))
+        ax.set_ylabel(name_of(key, labels))
         ax.set_xlabel(xlabel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs and steps are whole numbers
         ax.grid(alpha=0.3)
-    fig.tight_layout()
+    return fig, list(axes.flat)
+
+
+def _plot_values(ax: plt.Axes, values: Sequence[float], first: int = 1, **kwargs) -> None:
+    ax.plot(range(first, first + len(values)), values, marker="o" if len(values) < 30 else None, **kwargs)
+
+
+def _legend_below(fig: plt.Figure, ax: plt.Axes) -> None:
+    """One legend for the whole figure, under the panels, from the entries of ``ax``."""
+    handles, texts = ax.get_legend_handles_labels()
+    fig.legend(handles, texts, loc="outside lower center", ncol=min(len(texts), 4), frameon=False)
+
+
+def curves(
+    history: dict[str, list[float]],
+    keys: Sequence[str],
+    xlabel: str = "epoch",
+    labels: dict[str, str] | None = None,
+    best_epoch: int | None = None,
+) -> plt.Figure:
+    """One small panel per logged quantity, titled in words (``NAMES``, overridden by ``labels``).
+
+    ``best_epoch`` (counted from 1) draws a dotted line at the epoch whose weights were kept.
+    """
+    fig, axes = _panels(keys, xlabel, labels)
+    for ax, key in zip(axes, keys, strict=True):
+        _plot_values(ax, history[key])
+        if best_epoch is not None:
+            ax.axvline(best_epoch, linestyle=":", color="black", label=BEST_EPOCH_LABEL)
+    if best_epoch is not None:
+        _legend_below(fig, axes[0])
+    return fig
+
+
+def compare_curves(
+    histories: dict[str, dict[str, list[float]]],
+    keys: Sequence[str],
+    xlabel: str = "epoch",
+    labels: dict[str, str] | None = None,
+    first_epoch: int = 1,
+) -> plt.Figure:
+    """Several runs (name -> history) as one line each in every panel, with one legend under the
+    panels. ``first_epoch`` numbers the first value (0 when it was measured before training)."""
+    fig, axes = _panels(keys, xlabel, labels)
+    for ax, key in zip(axes, keys, strict=True):
+        for run, history in histories.items():
+            _plot_values(ax, history[key], first_epoch, label=run)
+    _legend_below(fig, axes[0])
     return fig
 
 
@@ -75,29 +153,81 @@ def confusion(y_true: torch.Tensor, y_pred: torch.Tensor, classes: list[str]) ->
     return fig
 
 
-def per_class_bars(values: dict[str, Sequence[float]], classes: list[str], ylabel: str = "F1") -> plt.Figure:
-    """Grouped bars: one group per class, one bar per entry of ``values``."""
-    fig, ax = plt.subplots(figsize=(10, 3.5))
+def _lower_limit(heights: np.ndarray) -> float:
+    """0.1 below the lowest bar, rounded down to a multiple of 0.1, never below 0."""
+    # round() first so that, e.g., 0.7 - 0.1 = 0.5999... still rounds down to 0.6.
+    return max(0.0, math.floor(round((heights.min() - 0.1) * 10, 6)) / 10)
+
+
+def per_class_bars(
+    values: dict[str, Sequence[float]],
+    classes: list[str],
+    ylabel: str = "F1",
+    errors: dict[str, Sequence[float]] | None = None,
+    title: str = "",
+) -> plt.Figure:
+    """Grouped bars: one group per class, one bar per entry of ``values``.
+
+    The y axis starts just below the lowest bar so that the differences show; ``errors``
+    (name -> per-class standard deviation) adds error bars. The legend sits to the right of
+    the axes, where it covers neither bars nor the title.
+    """
+    fig, ax = plt.subplots(figsize=(10, 3.8 if title else 3.5), layout="constrained")
     width = 0.8 / len(values)
     x = np.arange(len(classes))
     for i, (name, heights) in enumerate(values.items()):
-        ax.bar(x + (i - (len(values) - 1) / 2) * width, heights, width, label=name)
+        yerr = None if errors is None else errors.get(name)
+        ax.bar(x + (i - (len(values) - 1) / 2) * width, heights, width, yerr=yerr, capsize=2, label=name)
     ax.set_xticks(x, classes, rotation=30, ha="right")
     ax.set_ylabel(ylabel)
-    ax.set_ylim(0, 1)
-    ax.legend()
+    every = np.concatenate([np.asarray(h, dtype=float) for h in values.values()])
+    ax.set_ylim(_lower_limit(every), 1.0 if every.max() <= 1 else None)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    if title:
+        ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
+    return fig
+
+
+def _mean_and_spread(values_per_k: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over seeds per k, and the sample standard deviation (NaN, no bar, for a single seed)."""
+    means = np.array([np.mean(v) for v in values_per_k])
+    spreads = np.array([np.std(v, ddof=1) if len(v) > 1 else np.nan for v in values_per_k])
+    return means, spreads
+
+
+def label_curve(
+    ks: Sequence[int], series: dict[str, Sequence[Sequence[float]]], ylabel: str = "test accuracy", title: str = ""
+) -> plt.Figure:
+    """Score against labelled images per class (log scale), one line per method.
+
+    ``series`` maps a method to one list of values over seeds per k; points are the mean,
+    error bars the standard deviation over seeds. The legend sits right of the axes.
+    """
+    fig, ax = plt.subplots(figsize=(7.5, 4), layout="constrained")
+    for name, values_per_k in series.items():
+        if len(values_per_k) != len(ks):
+            raise ValueError(f"{name!r} has values for {len(values_per_k)} ks, expected {len(ks)}")
+        means, spreads = _mean_and_spread(values_per_k)
+        ax.errorbar(ks, means, yerr=spreads, marker="o", capsize=3, label=name)
+    ax.set_xscale("log")
+    ax.set_xticks(ks, [str(k) for k in ks])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlabel("labelled images per class")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.legend(loc="outside right upper", frameon=False)
     return fig
 
 
 def embedding_static(points: np.ndarray, labels: np.ndarray, classes: list[str], title: str = "") -> plt.Figure:
     """2-D embedding as a matplotlib scatter, one colour per class name."""
-    fig, ax = plt.subplots(figsize=(7, 6))
+    fig, ax = plt.subplots(figsize=(8, 6))
     for c, name in enumerate(classes):
         mask = labels == c
         ax.scatter(points[mask, 0], points[mask, 1], s=3, label=name, color=plt.cm.tab10(c % 10))
-    ax.legend(markerscale=4, fontsize=8, loc="best")
+    ax.legend(markerscale=4, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -105,8 +235,44 @@ def embedding_static(points: np.ndarray, labels: np.ndarray, classes: list[str],
     return fig
 
 
-def embedding_interactive(points: np.ndarray, labels: np.ndarray, classes: list[str], title: str = ""):
-    """2-D embedding as an interactive plotly scatter, coloured and labelled by class name."""
+class InteractiveEmbedding:
+    """A plotly figure that Jupyter shows together with a static PNG of the same points.
+
+    Front ends that run JavaScript (JupyterLab, VS Code) draw the plotly figure; those that
+    do not (GitHub, nbviewer, PDF export) fall back to the PNG in the same output.
+    """
+
+    def __init__(self, figure: go.Figure, static: plt.Figure, description: str) -> None:
+        self.figure = figure
+        self.description = description
+        self.png = _png_base64(static)
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, object]:
+        # As plotly's own PlotlyRenderer builds it: plain JSON, numpy arrays turned into lists.
+        bundle = {
+            "application/vnd.plotly.v1+json": json.loads(pio.to_json(self.figure, validate=False)),
+            "image/png": self.png,
+            "text/plain": self.description,
+        }
+        return {k: v for k, v in bundle.items() if (not include or k in include) and k not in (exclude or ())}
+
+
+def _png_base64(fig: plt.Figure) -> str:
+    """The figure as a base64 PNG; closed, so that the inline backend does not show it a second time."""
+    buffer = BytesIO()
+    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def embedding_interactive(
+    points: np.ndarray, labels: np.ndarray, classes: list[str], title: str = "", static: plt.Figure | None = None
+) -> InteractiveEmbedding:
+    """2-D embedding as an interactive plotly scatter, coloured and labelled by class name.
+
+    Displayed in Jupyter it also carries a PNG (``static``, or ``embedding_static`` of the
+    same points) for viewers without JavaScript; ``.figure`` is the plotly figure.
+    """
     names = np.asarray(classes)[labels]
     fig = px.scatter(
         x=points[:, 0],
@@ -119,4 +285,9 @@ def embedding_interactive(points: np.ndarray, labels: np.ndarray, classes: list[
     )
     fig.update_traces(marker_size=3)
     fig.update_layout(width=750, height=600, xaxis_visible=False, yaxis_visible=False)
-    return fig
+    if static is None:
+        static = embedding_static(points, labels, classes, title)
+    description = f"interactive 2-D embedding of {len(points)} points in {len(classes)} classes" + (
+        f": {title}" if title else ""
+    )
+    return InteractiveEmbedding(fig, static, description)

@@ -229,6 +229,23 @@ def fit(
     return train(model, step, batches, epochs=epochs, optimizer=opt, scheduler=scheduler, validate=validate, desc=desc)
 
 
+def accuracy(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, batch_size: int = 2048) -> float:
+    """Share of ``inputs`` (uint8 images or float features) whose arg-max logit is the
+    target, in eval mode and without gradients (the mode is restored afterwards)."""
+    was_training = model.training
+    model.eval()
+    device = _device_of(model)
+    hits = 0
+    with torch.no_grad():
+        for x, y in zip(inputs.split(batch_size), targets.split(batch_size)):
+            x = x.to(device)
+            with mixed_precision(device):
+                logits = model(to_float(x) if x.dtype == torch.uint8 else x)
+            hits += (logits.argmax(1).cpu() == y).sum().item()
+    model.train(was_training)
+    return hits / len(targets)
+
+
 def fit_classifier(
     model: nn.Module,
     images: torch.Tensor,
@@ -239,16 +256,33 @@ def fit_classifier(
     lr: float,
     weight_decay: float = 0.0,
     augment: Augment | None = None,
+    validation: tuple[torch.Tensor, torch.Tensor] | None = None,
     seed: int = 0,
     validate: Callable[[nn.Module], dict[str, float]] | None = None,
     desc: str = "training",
 ) -> History:
     """Cross-entropy training of every parameter that requires grad: AdamW (plain Adam
     when ``weight_decay`` is 0), the learning rate decaying along a cosine to 0, shuffled
-    batches (a batch larger than the data shrinks to the data)."""
+    batches (a batch larger than the data shrinks to the data).
+
+    With ``validation = (inputs, targets)`` (held out of the training data, never the test
+    set) the history gains ``val_accuracy`` per epoch, and the model ends with the weights
+    of the epoch that scored best there (:class:`BestEpoch`; ``best_epoch`` in the history).
+    """
     step = supervised_step(images, targets, augment)
     batches = ShuffledBatches(len(images), batch_size, seed)
-    return fit(model, step, batches, epochs=epochs, lr=lr, weight_decay=weight_decay, validate=validate, desc=desc)
+    best = BestEpoch()
+
+    def after_epoch(net: nn.Module) -> dict[str, float]:
+        metrics = validate(net) if validate is not None else {}
+        if validation is not None:
+            metrics["val_accuracy"] = accuracy(net, *validation)
+            best.update(net, metrics["val_accuracy"])
+        return metrics
+
+    history = fit(model, step, batches, epochs=epochs, lr=lr, weight_decay=weight_decay, validate=after_epoch,
+                  desc=desc)  # fmt: skip
+    return best.restore(model, history) if validation is not None else history
 
 
 def fit_two_view(

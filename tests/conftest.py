@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import pickle
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from torchvision.io import encode_png
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    """Close every matplotlib figure a test left open (when the test used pyplot at all)."""
+    yield
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
 
 
 @pytest.fixture(autouse=True)

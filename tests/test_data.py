@@ -20,6 +20,7 @@ from course_utils.data import (
     DatasetNotFoundError,
     ImageDataset,
     first_k,
+    hold_out,
     load_dataset,
     per_class,
     synthetic_standin,
@@ -504,7 +505,7 @@ def test_a_new_dataset_needs_only_its_catalogue_entry(data, monkeypatch, capsys)
     with pytest.raises(ValueError, match="shapes has no split 'test'"):
         load_dataset("shapes", "test")
     images, labels = synthetic_standin("shapes", "train")
-    assert images.shape[1:] == (3, 20, 20) and torch.bincount(labels).tolist() == [250] * 4
+    assert images.shape[1:] == (3, 20, 20) and torch.bincount(labels).tolist() == [500] * 4
     assert cli(["check", "shapes"]) == 0 and "ok   shapes train: 12 images (3, 20, 20)" in capsys.readouterr().out
 
 
@@ -526,3 +527,22 @@ def test_cli_download_failure_is_one_line(monkeypatch, capsys):
     lines = capsys.readouterr().out.splitlines()
     expected = "RuntimeError: Error downloading x.gz: Tried https://example.org/, got: <urlopen error refused>"
     assert lines[1] == f"FAIL mnist train: {expected}"
+
+
+def test_hold_out_splits_off_k_per_class_after_the_first_items():
+    targets = torch.tensor([c for _ in range(6) for c in (0, 1, 2)])  # 18 items, 6 per class
+    images = torch.arange(18, dtype=torch.uint8).view(18, 1, 1, 1)  # each image holds its index
+    data = ImageDataset(images, targets, ["a", "b", "c"], "toy")
+    rest, held = hold_out(data, 2, seed=5, after=6)
+    held_ids, rest_ids = held.images.flatten().tolist(), rest.images.flatten().tolist()
+    assert torch.bincount(held.targets, minlength=3).tolist() == [2, 2, 2]
+    assert min(held_ids) >= 6, "the first 6 items stay in training"
+    assert sorted(held_ids + rest_ids) == list(range(18)) and not set(held_ids) & set(rest_ids)
+    assert rest_ids == sorted(rest_ids) and held_ids == sorted(held_ids), "both keep file order"
+    again, _ = hold_out(data, 2, seed=5, after=6)
+    assert torch.equal(again.images, rest.images), "same seed, same split"
+    assert hold_out(data, 2, seed=6, after=6)[1].images.flatten().tolist() != held_ids
+    with pytest.raises(ValueError, match="has only 4"):
+        hold_out(data, 5, after=6)
+    with pytest.raises(ValueError, match="after must lie"):
+        hold_out(data, 1, after=18)

@@ -16,6 +16,8 @@ from course_utils.evaluate import (
     predict,
     report,
     scores,
+    seed_spread,
+    tuned_probe,
 )
 
 
@@ -72,3 +74,33 @@ def test_feature_extraction_and_prediction_scale_uint8_and_restore_mode():
     )  # fresh BN stats: x/sqrt(1+eps)
     assert model.training, "the caller's train/eval mode must be restored"
     assert predict(model, images).tolist() == [1, 0]
+
+
+def test_tuned_probe_keeps_the_C_with_the_best_validation_accuracy():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    y = np.arange(300) % 3
+    x = rng.normal(size=(300, 20)) + 0.6 * np.eye(3)[y] @ rng.normal(size=(3, 20))
+    train, validation = (x[:60], y[:60]), (x[60:], y[60:])
+    Cs = (0.001, 0.1, 10.0)
+    expected = []
+    for C in Cs:  # each C fitted and scored by hand
+        scaler = StandardScaler().fit(train[0])
+        model = LogisticRegression(C=C, max_iter=2000, tol=1e-3).fit(scaler.transform(train[0]), train[1])
+        expected.append((model.predict(scaler.transform(validation[0])) == validation[1]).mean())
+    probe = tuned_probe(train, validation, Cs=Cs)
+    assert probe[-1].C == Cs[int(np.argmax(expected))]
+    with pytest.raises(ValueError, match="at least one"):
+        tuned_probe(train, validation, Cs=())
+
+
+def test_seed_spread_is_the_mean_and_sample_std():
+    import statistics
+
+    values = [0.61, 0.64, 0.58]
+    spread = seed_spread(values)
+    assert spread["mean"] == pytest.approx(statistics.mean(values))
+    assert spread["std"] == pytest.approx(statistics.stdev(values)), "n - 1 in the denominator"
+    assert spread["runs"] == 3 and seed_spread([0.5])["std"] == 0.0

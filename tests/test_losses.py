@@ -166,3 +166,19 @@ def test_contrastive_pair_loss_takes_bool_and_float_labels():
     x2 = torch.tensor([[3.0, 4.0], [3.0, 4.0], [0.3, 0.4]])  # the hand-worked case above
     for same in [torch.tensor([True, False, False]), torch.tensor([1.0, 0.0, 0.0])]:
         assert contrastive_pair_loss(x1, x2, same).item() == pytest.approx((25 + 0 + 0.25) / 3, rel=1e-4)
+
+
+def test_simsiam_without_stop_gradient_has_the_same_value_and_trains_the_targets():
+    generator = torch.Generator().manual_seed(0)
+    p1, p2, z1, z2 = (torch.randn(8, 5, generator=generator, requires_grad=True) for _ in range(4))
+    kept = simsiam_loss(p1, p2, z1, z2)
+    dropped = simsiam_loss(p1, p2, z1, z2, stop_gradient=False)
+    assert dropped.item() == pytest.approx(kept.item())
+    kept.backward()
+    assert z1.grad is None and z2.grad is None, "with the stop-gradient the targets get no gradient"
+    dropped.backward()
+    # d/dz2 of -cos(p1, z2) / 2 / N for row 0, written out: -(p/|p| - cos * z/|z|) / |z| / (2N)
+    p, z = p1[0].detach(), z2[0].detach()
+    cos = (p @ z) / (p.norm() * z.norm())
+    expected = -(p / p.norm() - cos * z / z.norm()) / z.norm() / (2 * 8)
+    assert torch.allclose(z2.grad[0], expected, atol=1e-6)

@@ -14,7 +14,7 @@ from course_utils.checkpoints import load_checkpoint
 from course_utils.data import ImageDataset
 from course_utils.recipes import Recipe
 from course_utils.recipes.fashion import FashionSupervised
-from course_utils.recipes.simclr import Encoder, ScratchRecipe, SimCLRRecipe
+from course_utils.recipes.simclr import Encoder, ScratchRecipe, SimCLRRecipe, labelled_split
 from course_utils.recipes.simsiam import SimSiamRecipe
 
 
@@ -149,23 +149,73 @@ def test_profiles_pick_the_recipes(monkeypatch):
     assert SimSiamRecipe.default().epochs == 1 and FashionSupervised.few_labels().epochs == 10
 
 
-def test_the_fashion_recipe_trains_its_head_with_the_few_label_settings(monkeypatch):
-    monkeypatch.setenv("COURSE_PROFILE", "smoke")  # 10 epochs at batch 64
-    features, targets = torch.randn(130, 2048), torch.arange(130) % 10
-    history = FashionSupervised.few_labels().train_on(torch.nn.Linear(2048, 10), features, targets)
-    assert len(history["loss"]) == 10
-    assert len(history["step_loss"]) == 10 * (130 // 64), "two full batches per epoch; the last 2 are dropped"
+def test_fashion_label_counts_get_their_batches_and_the_sweep_three_seeds(monkeypatch):
+    monkeypatch.setenv("COURSE_PROFILE", "cpu")
+    sweep = FashionSupervised.sweep()
+    assert list(sweep) == [10, 100, 1000]
+    assert [[r.seed for r in runs] for runs in sweep.values()] == [[0, 1, 2]] * 3
+    ten = sweep[10][1]
+    assert (ten.labels, ten.balanced, ten.batch_size, ten.epochs) == (100, True, 32, 100)
+    assert (sweep[1000][0].labels, sweep[1000][0].batch_size) == (10_000, 128)
+    with pytest.raises(ValueError, match="multiple of 10"):
+        FashionSupervised(labels=105, balanced=True, epochs=1, batch_size=8)
 
 
-def test_the_fashion_recipe_learns_a_learnable_pattern(isolated, monkeypatch):
-    monkeypatch.setenv("COURSE_PROFILE", "smoke")
-    targets = torch.arange(1000) % 10
-    images = torch.randint(0, 40, (1000, 1, 28, 28), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
-    for c in range(10):  # class c lights up column block c
+def _pattern(n: int, seed: int) -> ImageDataset:
+    """Class c lights up column block c over dim noise: a pattern a small network learns fast."""
+    targets = torch.arange(n) % 10
+    images = torch.randint(0, 40, (n, 1, 28, 28), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
+    for c in range(10):
         images[targets == c, :, :, 2 * c : 2 * c + 3] = 250
-    data = ImageDataset(images, targets, [str(c) for c in range(10)], "test pattern")
-    _, history = FashionSupervised.few_labels().pretrained(data=data)
-    assert history["train_accuracy"][-1] > 0.9
+    return ImageDataset(images, targets, [str(c) for c in range(10)], f"test pattern {seed}")
+
+
+def test_the_fashion_recipe_learns_a_pattern_and_keeps_its_best_validation_epoch(isolated, monkeypatch):
+    monkeypatch.setenv("COURSE_PROFILE", "smoke")  # 10 epochs
+    recipe = FashionSupervised.few_labels()
+    model, history = recipe.pretrained(data=(_pattern(1000, 0), _pattern(200, 1)))
+    best = int(history["best_epoch"][0])
+    assert len(history["val_accuracy"]) == recipe.epochs
+    assert history["val_accuracy"][best - 1] == max(history["val_accuracy"]) > 0.9
+    held = _pattern(200, 1)
+    with torch.no_grad():
+        hits = (model.eval()(held.images.float() / 255).argmax(1) == held.targets).float().mean().item()
+    assert hits == pytest.approx(max(history["val_accuracy"]), abs=0.01), "the kept weights score the best epoch"
+
+
+def test_fashion_labels_come_from_the_pool_first_or_balanced():
+    pool = _pattern(300, 2)
+    first = FashionSupervised(labels=50, epochs=1, batch_size=8).labelled(pool)
+    assert torch.equal(first.images, pool.images[:50])
+    balanced = FashionSupervised(labels=50, balanced=True, epochs=1, batch_size=8, seed=3).labelled(pool)
+    assert torch.bincount(balanced.targets, minlength=10).tolist() == [5] * 10
+    other_seed = FashionSupervised(labels=50, balanced=True, epochs=1, batch_size=8, seed=4).labelled(pool)
+    assert not torch.equal(balanced.images, other_seed.images), "another seed draws other images"
+
+
+def test_simsiam_without_stop_gradient_is_its_own_checkpoint():
+    recipe = SimSiamRecipe.default()
+    ablation = dataclasses.replace(recipe, stop_gradient=False)
+    assert recipe.stop_gradient and ablation.checkpoint_name() != recipe.checkpoint_name()
+
+
+def test_cifar_pretraining_leaves_the_validation_images_out(monkeypatch):
+    monkeypatch.setenv("COURSE_PROFILE", "smoke")  # 20 per class held out
+    n = 400
+    targets = torch.arange(n) % 10
+    # every image unique: its index written into its first two pixels
+    images = torch.zeros(n, 3, 32, 32, dtype=torch.uint8)
+    images[:, 0, 0, 0], images[:, 0, 0, 1] = torch.arange(n) % 256, torch.arange(n) // 256
+    train = ImageDataset(images, targets, [str(c) for c in range(10)], "indexed")
+    recipe = dataclasses.replace(SimCLRRecipe.default("cifar10"), images=None)
+    pretraining = recipe.pretraining_images(train)
+    pool, validation = labelled_split("cifar10", train)
+
+    def ids(x: torch.Tensor) -> set[int]:
+        return set((x[:, 0, 0, 0].long() + 256 * x[:, 0, 0, 1].long()).tolist())
+
+    assert len(validation) == 200 and len(pool) == 200
+    assert ids(pretraining) == ids(pool.images) and not ids(pretraining) & ids(validation.images)
 
 
 def test_families_map_each_notebook_to_its_checkpoint_names():

@@ -12,6 +12,7 @@ from course_utils.models import Classifier, ConvBackbone, mlp_head
 from course_utils.train import (
     BestEpoch,
     ShuffledBatches,
+    accuracy,
     fit,
     fit_classifier,
     fit_two_view,
@@ -216,3 +217,40 @@ def test_best_epoch_restores_the_first_epoch_with_the_highest_score():
     assert model.weight.item() == 2.0, "epoch 2's weights, copied then, not changed by later epochs"
     assert history == {"loss": [1.0, 0.5, 0.4, 0.3], "best_epoch": [2.0]}
     assert best.epochs_seen == 4
+
+
+def test_accuracy_counts_hits_of_the_argmax_in_chunks():
+    model = torch.nn.Linear(2, 3, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.eye(3, 2))  # logits (x0, x1, 0)
+    inputs = torch.tensor([[2.0, 1.0], [0.0, 3.0], [-1.0, -2.0], [5.0, 0.0], [0.0, 1.0]])
+    targets = torch.tensor([0, 1, 2, 1, 0])  # argmax: 0, 1, 2, 0, 1 -> three hits
+    assert accuracy(model.train(), inputs, targets, batch_size=2) == pytest.approx(3 / 5)
+    assert model.training, "the mode is restored"
+
+
+def test_fit_classifier_ends_on_the_epoch_that_validated_best(monkeypatch):
+    monkeypatch.setenv("COURSE_BF16", "0")  # the hand computation below is in float32
+    g = torch.Generator().manual_seed(1)
+    features = torch.randn(64, 4, generator=g)
+    targets = (features[:, 0] + 0.3 * features[:, 1] > 0).long()
+    validation = (features[:20] + 0.8 * torch.randn(20, 4, generator=g), targets[:20])
+    seed_everything(0)
+    model = torch.nn.Linear(features.shape[1], 2)
+    snapshots = []
+
+    def keep(net):  # called after each epoch, before the validation accuracy is measured
+        snapshots.append({k: v.clone() for k, v in net.state_dict().items()})
+        return {}
+
+    history = fit_classifier(model, features, targets, epochs=6, batch_size=16, lr=0.3, validation=validation,
+                             validate=keep)  # fmt: skip
+    by_hand = []
+    for state in snapshots:
+        probe = torch.nn.Linear(features.shape[1], 2)
+        probe.load_state_dict(state)
+        by_hand.append((probe(validation[0]).argmax(1) == validation[1]).float().mean().item())
+    assert history["val_accuracy"] == pytest.approx(by_hand)
+    best = by_hand.index(max(by_hand))  # the first of equal scores
+    assert history["best_epoch"] == [best + 1]
+    assert all(torch.equal(model.state_dict()[k], snapshots[best][k]) for k in snapshots[best])

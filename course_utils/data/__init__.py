@@ -44,6 +44,7 @@ __all__ = [
     "DatasetNotFoundError",
     "ImageDataset",
     "first_k",
+    "hold_out",
     "load_dataset",
     "per_class",
     "synthetic_standin",
@@ -215,17 +216,35 @@ def first_k(dataset: ImageDataset, k: int) -> ImageDataset:
     return dataset.subset(torch.arange(k), f"first {k}")
 
 
+def hold_out(dataset: ImageDataset, k: int, seed: int = 0, after: int = 0) -> tuple[ImageDataset, ImageDataset]:
+    """Split off a validation set: ``k`` items of every class drawn at random (seeded)
+    among the items from index ``after`` on (so the first ``after`` stay in training).
+
+    Returns ``(rest, held_out)``, both in file order. Training, tuning and the choice of
+    an epoch use these two; the test split is left for the final numbers only.
+    """
+    if not 0 <= after < len(dataset):
+        raise ValueError(f"after must lie in 0..{len(dataset) - 1}, got {after}")
+    chosen = _per_class_indices(dataset.targets[after:], dataset.classes, k, seed) + after
+    keep = torch.ones(len(dataset), dtype=torch.bool)
+    keep[chosen] = False
+    rest = dataset.subset(keep.nonzero().flatten(), f"without {k} per class held out (seed {seed})")
+    return rest, dataset.subset(chosen, f"{k} per class held out (seed {seed})")
+
+
 def per_class(dataset: ImageDataset, k: int, seed: int = 0) -> ImageDataset:
     """``k`` items of every class, drawn with a fixed ``seed`` (same seed, same items)."""
-    labels = dataset.targets
+    chosen = _per_class_indices(dataset.targets, dataset.classes, k, seed)
+    return dataset.subset(chosen, f"{k} per class (seed {seed})")
+
+
+def _per_class_indices(labels: torch.Tensor, classes: list[str], k: int, seed: int) -> torch.Tensor:
+    """Ascending indices of ``k`` random items of every class (a seeded draw)."""
     if (labels < 0).any():
         raise ValueError("per_class needs a labelled dataset; this one has unlabeled (-1) targets")
-    counts = torch.bincount(labels, minlength=len(dataset.classes))
+    counts = torch.bincount(labels, minlength=len(classes))
     if k < 1 or k > counts.min():
         smallest = int(counts.argmin())
-        raise ValueError(
-            f"asked for {k} per class, but class {dataset.classes[smallest]!r} has only {int(counts[smallest])}"
-        )
+        raise ValueError(f"asked for {k} per class, but class {classes[smallest]!r} has only {int(counts[smallest])}")
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
-    chosen = torch.cat([order[labels[order] == c][:k] for c in range(len(dataset.classes))])
-    return dataset.subset(chosen.sort().values, f"{k} per class (seed {seed})")
+    return torch.cat([order[labels[order] == c][:k] for c in range(len(classes))]).sort().values
