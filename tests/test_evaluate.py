@@ -92,6 +92,10 @@ def test_tuned_probe_keeps_the_C_with_the_best_validation_accuracy():
         expected.append((model.predict(scaler.transform(validation[0])) == validation[1]).mean())
     probe = tuned_probe(train, validation, Cs=Cs)
     assert probe[-1].C == Cs[int(np.argmax(expected))]
+    labels = np.arange(60) % 3
+    separable = 10 * np.eye(3)[labels] + rng.normal(scale=0.1, size=(60, 3))  # every C scores 100 %
+    tied = tuned_probe((separable[:30], labels[:30]), (separable[30:], labels[30:]), Cs=(0.5, 5.0))
+    assert tied[-1].C == 0.5, "on a tie the first C is kept"
     with pytest.raises(ValueError, match="at least one"):
         tuned_probe(train, validation, Cs=())
 
