@@ -18,6 +18,7 @@ import torch
 from matplotlib.ticker import MaxNLocator, NullLocator
 from sklearn.metrics import ConfusionMatrixDisplay
 
+from course_utils.evaluate import seed_spread
 from course_utils.images import to_float
 
 
@@ -191,9 +192,9 @@ def per_class_bars(
 
 def _mean_and_spread(values_per_k: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:
     """Mean over seeds per k, and the sample standard deviation (NaN, no bar, for a single seed)."""
-    means = np.array([np.mean(v) for v in values_per_k])
-    spreads = np.array([np.std(v, ddof=1) if len(v) > 1 else np.nan for v in values_per_k])
-    return means, spreads
+    spreads = [seed_spread(list(values)) for values in values_per_k]
+    means = np.array([s["mean"] for s in spreads])
+    return means, np.array([s["std"] if s["runs"] > 1 else np.nan for s in spreads])
 
 
 def label_curve(

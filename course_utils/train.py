@@ -229,21 +229,25 @@ def fit(
     return train(model, step, batches, epochs=epochs, optimizer=opt, scheduler=scheduler, validate=validate, desc=desc)
 
 
-def accuracy(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, batch_size: int = 2048) -> float:
-    """Share of ``inputs`` (uint8 images or float features) whose arg-max logit is the
-    target, in eval mode and without gradients (the mode is restored afterwards)."""
+@torch.no_grad()
+def evaluate_loss(
+    model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, batch_size: int = 1000
+) -> dict[str, float]:
+    """Mean cross-entropy (``val_loss``) and accuracy (``val_accuracy``) of ``model`` on uint8
+    images or float features, in eval mode (the mode is restored afterwards)."""
     was_training = model.training
     model.eval()
     device = _device_of(model)
-    hits = 0
-    with torch.no_grad():
-        for x, y in zip(inputs.split(batch_size), targets.split(batch_size)):
-            x = x.to(device)
-            with mixed_precision(device):
-                logits = model(to_float(x) if x.dtype == torch.uint8 else x)
-            hits += (logits.argmax(1).cpu() == y).sum().item()
+    total_loss, correct = 0.0, 0
+    for chunk, y in zip(inputs.split(batch_size), targets.split(batch_size)):
+        x = chunk.to(device)
+        with mixed_precision(device):
+            logits = model(to_float(x) if x.dtype == torch.uint8 else x).float()
+        y = y.to(device)
+        total_loss += F.cross_entropy(logits, y, reduction="sum").item()
+        correct += (logits.argmax(1) == y).sum().item()
     model.train(was_training)
-    return hits / len(targets)
+    return {"val_loss": total_loss / len(inputs), "val_accuracy": correct / len(inputs)}
 
 
 def fit_classifier(
@@ -276,7 +280,7 @@ def fit_classifier(
     def after_epoch(net: nn.Module) -> dict[str, float]:
         metrics = validate(net) if validate is not None else {}
         if validation is not None:
-            metrics["val_accuracy"] = accuracy(net, *validation)
+            metrics["val_accuracy"] = evaluate_loss(net, *validation, batch_size=2048)["val_accuracy"]
             best.update(net, metrics["val_accuracy"])
         return metrics
 

@@ -209,7 +209,7 @@ def test_cifar_pretraining_leaves_the_validation_images_out(monkeypatch):
     train = ImageDataset(images, targets, [str(c) for c in range(10)], "indexed")
     recipe = dataclasses.replace(SimCLRRecipe.default("cifar10"), images=None)
     pretraining = recipe.pretraining_images(train)
-    pool, validation = labelled_split("cifar10", train)
+    pool, validation = labelled_split(train)
 
     def ids(x: torch.Tensor) -> set[int]:
         return set((x[:, 0, 0, 0].long() + 256 * x[:, 0, 0, 1].long()).tolist())

@@ -12,7 +12,7 @@ from course_utils.models import Classifier, ConvBackbone, mlp_head
 from course_utils.train import (
     BestEpoch,
     ShuffledBatches,
-    accuracy,
+    evaluate_loss,
     fit,
     fit_classifier,
     fit_two_view,
@@ -219,13 +219,17 @@ def test_best_epoch_restores_the_first_epoch_with_the_highest_score():
     assert best.epochs_seen == 4
 
 
-def test_accuracy_counts_hits_of_the_argmax_in_chunks():
+def test_evaluate_loss_on_float_features_counts_hits_of_the_argmax_in_chunks():
     model = torch.nn.Linear(2, 3, bias=False)
     with torch.no_grad():
         model.weight.copy_(torch.eye(3, 2))  # logits (x0, x1, 0)
     inputs = torch.tensor([[2.0, 1.0], [0.0, 3.0], [-1.0, -2.0], [5.0, 0.0], [0.0, 1.0]])
     targets = torch.tensor([0, 1, 2, 1, 0])  # argmax: 0, 1, 2, 0, 1 -> three hits
-    assert accuracy(model.train(), inputs, targets, batch_size=2) == pytest.approx(3 / 5)
+    metrics = evaluate_loss(model.train(), inputs, targets, batch_size=2)
+    assert metrics["val_accuracy"] == pytest.approx(3 / 5)
+    logits = [[x0, x1, 0.0] for x0, x1 in inputs.tolist()]
+    by_hand = [math.log(sum(math.exp(v) for v in row)) - row[t] for row, t in zip(logits, targets.tolist())]
+    assert metrics["val_loss"] == pytest.approx(sum(by_hand) / 5, rel=1e-5)
     assert model.training, "the mode is restored"
 
 

@@ -23,10 +23,9 @@ from torch import nn
 
 from course_utils.checkpoints import History
 from course_utils.data import load_dataset
-from course_utils.images import to_float
 from course_utils.recipes import Recipe
-from course_utils.runtime import mixed_precision, pick
-from course_utils.train import BestEpoch, ShuffledBatches, supervised_step, train
+from course_utils.runtime import pick
+from course_utils.train import BestEpoch, ShuffledBatches, evaluate_loss, supervised_step, train
 
 __all__ = [
     "CELLS",
@@ -185,25 +184,6 @@ def split_train_val(
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     val, rest = order[:val_size], order[val_size : val_size + train_size]
     return images[rest], targets[rest], images[val], targets[val]
-
-
-@torch.no_grad()
-def evaluate_loss(
-    model: nn.Module, images: torch.Tensor, targets: torch.Tensor, batch_size: int = 1000
-) -> dict[str, float]:
-    """Mean cross-entropy and accuracy of ``model`` (in eval mode) on uint8 images."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    total_loss, correct = 0.0, 0
-    for chunk, y in zip(images.split(batch_size), targets.split(batch_size)):
-        with mixed_precision(device):
-            logits = model(to_float(chunk.to(device))).float()
-        y = y.to(device)
-        total_loss += F.cross_entropy(logits, y, reduction="sum").item()
-        correct += (logits.argmax(1) == y).sum().item()
-    model.train(was_training)
-    return {"val_loss": total_loss / len(images), "val_accuracy": correct / len(images)}
 
 
 def fit_on_plateau(

@@ -53,13 +53,11 @@ class Encoder:
         return ResNet18Backbone(3, width=self.width, small_images=not self.imagenet_stem, stem_stride=self.stem_stride)
 
 
-def labelled_split(dataset: str, train_set: ImageDataset) -> tuple[ImageDataset, ImageDataset]:
+def labelled_split(train_set: ImageDataset) -> tuple[ImageDataset, ImageDataset]:
     """The labelled pool and the validation set of notebook 03: 100 images of every class held
     out (seed 0) of the labelled training split (CIFAR-10's 50,000 images, STL10's 5,000), 20
     in ``smoke``. The validation images choose the probe's penalty and the baseline's epoch;
     no training run sees them, and the test split is left for the final numbers."""
-    if dataset not in SIMCLR_DATASETS:
-        raise ValueError(f"dataset must be one of {', '.join(SIMCLR_DATASETS)}, got {dataset!r}")
     return hold_out(train_set, pick(smoke=20, cpu=100, gpu=100))
 
 
@@ -114,7 +112,7 @@ class SimCLRRecipe(Recipe):
         """``images`` of the pretraining split in a seeded random order (all of them for None);
         from CIFAR-10's training split, only the images outside the validation set."""
         if self.split == "train":
-            split, _ = labelled_split(self.encoder.dataset, split)
+            split, _ = labelled_split(split)
         order = torch.randperm(len(split), generator=torch.Generator().manual_seed(self.seed))
         return split.images[order[: self.images]]
 
@@ -183,7 +181,7 @@ class ScratchRecipe(Recipe):
         return per_class(pool, self.labels_per_class, seed=self.seed)
 
     def load_data(self) -> tuple[ImageDataset, ImageDataset]:
-        pool, validation = labelled_split(self.encoder.dataset, load_dataset(self.encoder.dataset, "train"))
+        pool, validation = labelled_split(load_dataset(self.encoder.dataset, "train"))
         return self.labelled(pool), validation
 
     def fit(self, model: nn.Module, data: tuple[ImageDataset, ImageDataset], validate=None) -> History:
