@@ -50,6 +50,11 @@ def _display(data: dict[str, Any]) -> nbformat.NotebookNode:
     return nbformat.v4.new_output("display_data", data=data)
 
 
+def _note(text: str) -> nbformat.NotebookNode:
+    """A line of prose in place of an output, wrapped as a paragraph (plain text is a wide code block)."""
+    return _display({"text/html": f'<p class="course-note">{html.escape(text)}</p>', "text/plain": text})
+
+
 def _text(value: str) -> str:
     """A widget's HTML value as plain text (tqdm pads with figure spaces and escapes <)."""
     return html.unescape(value).replace("\u2007", " ").replace("\u200b", "").strip()
@@ -85,7 +90,7 @@ def static_widget(model_id: str, state: dict[str, Any]) -> list[nbformat.Noteboo
     """What a widget output shows without a kernel, from the notebook's saved widget state."""
     model = state.get(model_id)
     if model is None:
-        return [_display({"text/plain": NO_STATE_NOTE})]
+        return [_note(NO_STATE_NOTE)]
     children = [state[c.removeprefix("IPY_MODEL_")] for c in model["state"].get("children", [])]
     kinds = [child["model_name"] for child in children]
     if len(kinds) == 3 and kinds[1] in ("FloatProgressModel", "IntProgressModel"):
@@ -94,7 +99,7 @@ def static_widget(model_id: str, state: dict[str, Any]) -> list[nbformat.Noteboo
     note = "In Jupyter this cell shows controls"
     note += f" ({', '.join(controls)} when saved)" if controls else ""
     note += " that redraw its output; the book shows the output as it was saved."
-    return [_display({"text/plain": note})] + [nbformat.from_dict(o) for o in _stored_outputs(model, state)]
+    return [_note(note)] + [nbformat.from_dict(o) for o in _stored_outputs(model, state)]
 
 
 def static_plotly(data: dict[str, Any]) -> nbformat.NotebookNode:
@@ -104,7 +109,7 @@ def static_plotly(data: dict[str, Any]) -> nbformat.NotebookNode:
         f'<img class="course-plotly-static" alt="static image of the interactive figure" '
         f'src="data:image/png;base64,{data["image/png"]}">'
         if "image/png" in data
-        else '<p class="course-plotly-static">An interactive plotly figure: it needs JavaScript.</p>'
+        else '<p class="course-plotly-static course-note">An interactive plotly figure: it needs JavaScript.</p>'
     )
     return _display(
         {"text/html": f'<div class="course-plotly"><script type="application/json">{figure}</script>{fallback}</div>'}

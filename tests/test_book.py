@@ -27,6 +27,9 @@ from course_utils import book
 from course_utils.release import MARKERS
 from course_utils.runtime import REPO_ROOT, env_flag
 
+# Sphinx 9 warns that myst-parser and the book theme use an API it will remove in Sphinx 11: theirs to fix.
+pytestmark = pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
+
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("0[1-6]_*.ipynb"))
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -92,7 +95,8 @@ def test_a_slider_explorer_shows_its_settings_and_the_figure_it_held():
 
 def test_a_widget_without_saved_state_becomes_a_note():
     [note] = book.static_widget("never-saved", {})
-    assert note.data == {"text/plain": book.NO_STATE_NOTE}
+    assert note.data["text/plain"] == book.NO_STATE_NOTE
+    assert note.data["text/html"] == f'<p class="course-note">{book.NO_STATE_NOTE}</p>'
 
 
 def test_a_plotly_output_keeps_its_figure_and_its_png():
