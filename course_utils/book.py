@@ -146,7 +146,7 @@ def missing_packages() -> list[str]:
     return [name for name in NEEDS if importlib.util.find_spec(name) is None]
 
 
-def build(output: Path = BOOK_OUTPUT, strict: bool = False, root: Path = REPO_ROOT) -> Path:
+def build(output: Path = BOOK_OUTPUT, strict: bool = False) -> Path:
     """Build the book into ``output`` (``strict``: any Sphinx warning fails); returns its index.html."""
     missing = missing_packages()
     if missing:
@@ -161,9 +161,9 @@ def build(output: Path = BOOK_OUTPUT, strict: bool = False, root: Path = REPO_RO
         source = Path(temporary) / "source"
         shutil.copytree(BOOK_CONFIG, source)
         for name in PAGES:
-            shutil.copy(root / name, source / name)
+            shutil.copy(REPO_ROOT / name, source / name)
         (source / "notebooks").mkdir()
-        for path in sorted((root / "notebooks").glob("0[1-9]_*.ipynb")):
+        for path in sorted((REPO_ROOT / "notebooks").glob("0[1-9]_*.ipynb")):
             nbformat.write(readable(nbformat.read(path, as_version=4)), source / "notebooks" / path.name)
         arguments = ["-b", "html", "-q", "-d", str(Path(temporary) / "doctrees"), str(source), str(output)]
         if build_main(arguments + (["-W", "--keep-going"] if strict else [])) != 0:
