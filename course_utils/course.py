@@ -1,13 +1,15 @@
-"""``python -m course_utils.course run|table|status|release``: the whole course from a shell.
+"""``python -m course_utils.course run|table|status|release|book``: the whole course from a shell.
 
 - ``run [NOTEBOOK ...] [--profile P] [--output DIR | --inplace]``: execute notebooks in
   course order (all by default; name them by number ``02``, stem or path), with a
   progress bar per notebook and per cell; stops at the first failing cell, naming it.
-- ``table [--check]``: write the README's results table from ``results/*.json``;
-  ``--check`` only compares and exits 1 when the README differs.
+- ``table [--check]``: write RESULTS.md's results table from ``results/*.json``;
+  ``--check`` only compares and exits 1 when the page differs.
 - ``status``: per notebook, its results (profile, date) and its cached checkpoints.
 - ``release [NOTEBOOK ...] [--output DIR]``: the student copies of the notebooks, made by
   nbgrader (an instructor extra): solutions replaced, hidden tests removed, outputs cleared.
+- ``book [--output DIR]``: the course as a static HTML book with the notebooks' stored outputs
+  (default ``_build/book/``; an instructor extra too, see ``course_utils/book.py``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, DeadKernelError
 from tqdm.auto import tqdm
 
-from course_utils import results
+from course_utils import book, results
 from course_utils.recipes import families as recipe_families
 from course_utils.release import INSTALL_HINT, RELEASE, ReleaseError, release
 from course_utils.runtime import (
@@ -41,7 +43,7 @@ from course_utils.runtime import (
 )
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
-README = REPO_ROOT / "README.md"
+RESULTS_PAGE = REPO_ROOT / "RESULTS.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 TABLE_COMMAND = "python -m course_utils.course table"
 
@@ -49,7 +51,7 @@ USES = {"06": ("02", "03", "04")}  # notebook 06 trains nothing: it loads these 
 
 RUN_HELP = """\
 By default the executed copies go to runs/<profile>/ and the notebooks in notebooks/ stay as
-they are: their stored outputs are those of the measured cpu runs that the README quotes, and
+they are: their stored outputs are those of the measured laptop runs that RESULTS.md quotes, and
 `pytest --nbval` compares their profile-independent cells. --inplace writes into the notebooks
 themselves, which is how a maintainer re-measures (with --profile cpu). Each kernel starts in the
 notebook's folder with COURSE_PROFILE set and COURSE_DATA_DIR, COURSE_CHECKPOINT_DIR and
@@ -192,7 +194,7 @@ def run(names: list[str], profile_name: str | None, output: Path | None, inplace
     return 0
 
 
-# ---------------------------------------------------------------- the README's results table
+# ---------------------------------------------------------------- RESULTS.md's results table
 
 
 def _number_text(value: Any) -> str:
@@ -261,7 +263,7 @@ def _data_text(sources: list[str]) -> str:
 
 
 def results_table(folder: Path) -> str:
-    """The markdown written between the README's markers, from ``folder/*.json``."""
+    """The markdown written between the results page's markers, from ``folder/*.json``."""
     files = sorted(folder.glob("*.json"))
     if not files:
         return f"No results measured yet (`{TABLE_COMMAND}` writes them here from `results/*.json`).\n"
@@ -302,37 +304,37 @@ def results_table(folder: Path) -> str:
     return "\n".join([*runs, "", *rows, "", *note]) + "\n"
 
 
-def _split_readme(text: str, readme: Path) -> tuple[str, str, str]:
+def _split_page(text: str, page: Path) -> tuple[str, str, str]:
     if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(BEGIN) > text.index(END):
-        raise CourseError(f"{readme} needs one {BEGIN} line and, after it, one {END} line around the results table")
+        raise CourseError(f"{page} needs one {BEGIN} line and, after it, one {END} line around the results table")
     head, rest = text.split(BEGIN)
     body, tail = rest.split(END)
     return head + BEGIN + "\n", body.strip("\n") + "\n", END + tail
 
 
-def readme_table(readme: Path = README) -> str:
-    """The text between the README's results markers, as it is now."""
-    return _split_readme(readme.read_text(), readme)[1]
+def page_table(page: Path = RESULTS_PAGE) -> str:
+    """The text between the results page's markers, as it is now."""
+    return _split_page(page.read_text(), page)[1]
 
 
-def table(check: bool, folder: Path | None = None, readme: Path = README) -> int:
-    """Write the results table into ``readme`` (``check``: compare only); returns the exit status."""
+def table(check: bool, folder: Path | None = None, page: Path = RESULTS_PAGE) -> int:
+    """Write the results table into ``page`` (``check``: compare only); returns the exit status."""
     try:
         new = results_table(folder or results_root())
     except ValueError as error:
         raise CourseError(str(error)) from None
-    head, old, tail = _split_readme(readme.read_text(), readme)
+    head, old, tail = _split_page(page.read_text(), page)
     if old == new:
-        print(f"{readme}: the results table is up to date")
+        print(f"{page}: the results table is up to date")
         return 0
     if check:
-        diff = difflib.unified_diff(old.splitlines(), new.splitlines(), "README", "results", lineterm="")
+        diff = difflib.unified_diff(old.splitlines(), new.splitlines(), page.name, "results", lineterm="")
         print("\n".join(diff))
-        print(f"{readme}: the results table differs from results/*.json; run {TABLE_COMMAND}")
+        print(f"{page}: the results table differs from results/*.json; run {TABLE_COMMAND}")
         return 1
-    with atomic_write(readme, "w") as f:
+    with atomic_write(page, "w") as f:
         f.write(f"{head}\n{new}\n{tail}")
-    print(f"{readme}: results table written")
+    print(f"{page}: results table written")
     return 0
 
 
@@ -390,8 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     where = run_parser.add_mutually_exclusive_group()
     where.add_argument("--output", type=Path, help="folder for the executed notebooks (default: runs/<profile>/)")
     where.add_argument("--inplace", action="store_true", help="write the outputs into the notebooks themselves")
-    table_parser = commands.add_parser("table", help="write the README's results table from results/*.json")
-    table_parser.add_argument("--check", action="store_true", help="only compare; exit 1 if the README differs")
+    table_parser = commands.add_parser("table", help="write RESULTS.md's results table from results/*.json")
+    table_parser.add_argument("--check", action="store_true", help="only compare; exit 1 if RESULTS.md differs")
     commands.add_parser("status", help="results and cached checkpoints per notebook")
     release_parser = commands.add_parser(
         "release",
@@ -401,6 +403,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     release_parser.add_argument("notebooks", nargs="*", help="number (02), stem or path; default: all")
     release_parser.add_argument("--output", type=Path, default=RELEASE, help="folder for them (default: release/)")
+    book_parser = commands.add_parser(
+        "book",
+        help="the course as a static HTML book (needs the instructor extra)",
+        description="Build the notebooks, with their stored outputs (nothing runs), the README, INSTRUCTORS.md, "
+        f"RESULTS.md and NOTES.md into a static site that reads offline. It needs: {book.INSTALL_HINT}",
+    )
+    book_parser.add_argument(
+        "--output", type=Path, default=book.BOOK_OUTPUT, help="folder for the site (default: _build/book/)"
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
@@ -411,8 +422,11 @@ def main(argv: list[str] | None = None) -> int:
             written = release(find_notebooks(args.notebooks), args.output)
             print(f"{len(written)} student notebooks in {args.output}")
             return 0
+        if args.command == "book":
+            print(f"the book is in {book.build(args.output)}")
+            return 0
         return status()
-    except (CourseError, ReleaseError) as error:
+    except (CourseError, ReleaseError, book.BookError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -1,9 +1,10 @@
-"""The course command: headless runs, the README's results table, status."""
+"""The course command: headless runs, the results table of RESULTS.md, status."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -130,12 +131,59 @@ def test_notebooks_are_found_by_number_stem_or_path_and_run_in_course_order(isol
 # ---------------------------------------------------------------- table
 
 
-def test_the_readme_table_is_what_the_results_files_say():
-    """Numbers reach the README only through `python -m course_utils.course table`."""
+def test_the_results_page_table_is_what_the_results_files_say():
+    """Numbers reach RESULTS.md only through `python -m course_utils.course table`."""
     expected = course.results_table(REPO_ROOT / "results")
-    assert course.readme_table(REPO_ROOT / "README.md") == expected, (
-        "README.md's results table differs from results/*.json; run python -m course_utils.course table"
+    assert course.page_table(REPO_ROOT / "RESULTS.md") == expected, (
+        "RESULTS.md's results table differs from results/*.json; run python -m course_utils.course table"
     )
+
+
+def _numbers(value):
+    """Every number in a results record's metrics, however deep."""
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _numbers(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _numbers(item)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        yield value
+
+
+def _blocks(text: str, pattern: str) -> dict[str, str]:
+    """The text of each notebook's block: ``pattern`` finds its start and number."""
+    starts = [(m.start(), m.group(1)) for m in re.finditer(pattern, text, re.M)]
+    ends = [start for start, _ in starts[1:]] + [len(text)]
+    blocks: dict[str, str] = {}
+    for (start, number), end in zip(starts, ends):
+        blocks[number] = blocks.get(number, "") + text[start:end].split("\n## ")[0]
+    return blocks
+
+
+@pytest.mark.parametrize(
+    "page, patterns",
+    [
+        ("README.md", [r"^\| \[(0[1-6])\]"]),  # the notebook table's rows
+        ("INSTRUCTORS.md", [r"^\| (0[1-6]) ", r"^### (0[1-6]) "]),  # the time table's rows, the per-notebook sections
+    ],
+)
+def test_the_numbers_quoted_per_notebook_are_in_its_results_file(page, patterns):
+    """Every decimal number that a page quotes for a notebook is one of that notebook's results
+    (a metric at the precision shown) or its wall time in minutes: no number typed by hand."""
+    text = (REPO_ROOT / page).read_text()
+    for pattern in patterns:
+        blocks = _blocks(text, pattern)
+        assert sorted(blocks) == [f"0{i}" for i in range(1, 7)], f"{page}: a block per notebook for {pattern}"
+        for number, block in blocks.items():
+            [path] = (REPO_ROOT / "results").glob(f"{number}_*.json")
+            record = json.loads(path.read_text())
+            values = [*_numbers(record["metrics"]), record["wall_seconds"] / 60]
+            for shown in re.findall(r"\d+\.\d+(?![\d.]| ?[MG]B)", block):  # a download size is no result
+                places = len(shown.split(".")[1])
+                assert any(f"{v:.{places}f}" == shown for v in values), (
+                    f"{page}, notebook {number}: {shown} is not in {path.name}"
+                )
 
 
 def test_table_rows_by_hand(isolated):
@@ -179,19 +227,19 @@ def test_table_rows_by_hand(isolated):
 def test_table_writes_between_the_markers_and_check_reports_a_difference(isolated, capsys):
     folder = isolated / "results"
     write_result(folder, "01_demo", metrics={"f1": 0.5})
-    readme = isolated / "README.md"
-    readme.write_text(f"intro\n\n{course.BEGIN}\nold table\n{course.END}\n\nnotes below\n")
-    assert course.table(check=True, folder=folder, readme=readme) == 1
-    assert "old table" in readme.read_text(), "--check must not write"
-    assert course.table(check=False, folder=folder, readme=readme) == 0
-    text = readme.read_text()
+    page = isolated / "RESULTS.md"
+    page.write_text(f"intro\n\n{course.BEGIN}\nold table\n{course.END}\n\nnotes below\n")
+    assert course.table(check=True, folder=folder, page=page) == 1
+    assert "old table" in page.read_text(), "--check must not write"
+    assert course.table(check=False, folder=folder, page=page) == 0
+    text = page.read_text()
     assert text.startswith(f"intro\n\n{course.BEGIN}\n\n| notebook |") and text.endswith(
         f"{course.END}\n\nnotes below\n"
     )
     assert "| 01_demo | `f1` | 0.500 |" in text
-    assert course.table(check=True, folder=folder, readme=readme) == 0
+    assert course.table(check=True, folder=folder, page=page) == 0
     write_result(folder, "01_demo", metrics={"f1": 0.6})
-    assert course.table(check=True, folder=folder, readme=readme) == 1
+    assert course.table(check=True, folder=folder, page=page) == 1
     assert "-| 01_demo | `f1` | 0.500 |" in capsys.readouterr().out
 
 
@@ -199,14 +247,14 @@ def test_table_errors_name_the_damaged_file_and_the_missing_markers(isolated, ca
     folder = isolated / "results"
     folder.mkdir()
     (folder / "01_demo.json").write_text('{"metrics": {"f1": 0.5')
-    readme = isolated / "README.md"
-    readme.write_text(f"{course.BEGIN}\n{course.END}\n")
+    page = isolated / "RESULTS.md"
+    page.write_text(f"{course.BEGIN}\n{course.END}\n")
     with pytest.raises(course.CourseError, match="01_demo.json is not a readable results file"):
-        course.table(check=True, folder=folder, readme=readme)
-    readme.write_text("no markers\n")
+        course.table(check=True, folder=folder, page=page)
+    page.write_text("no markers\n")
     (folder / "01_demo.json").write_text('{"metrics": {}}')
     with pytest.raises(course.CourseError, match="needs one <!-- results:begin --> line"):
-        course.table(check=True, folder=folder, readme=readme)
+        course.table(check=True, folder=folder, page=page)
 
 
 # ---------------------------------------------------------------- status
