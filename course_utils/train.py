@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from course_utils import checks
 from course_utils.checkpoints import History
 from course_utils.images import to_float
 from course_utils.runtime import mixed_precision
@@ -235,6 +236,7 @@ def evaluate_loss(
 ) -> dict[str, float]:
     """Mean cross-entropy (``val_loss``) and accuracy (``val_accuracy``) of ``model`` on uint8
     images or float features, in eval mode (the mode is restored afterwards)."""
+    checks.same_length(inputs=inputs, targets=targets)
     was_training = model.training
     model.eval()
     device = _device_of(model)

@@ -182,20 +182,13 @@ class MetricRecipe(Recipe):
     knn_k: int = 5
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.objective not in OBJECTIVES:
             raise ValueError(f"unknown objective {self.objective!r}; choose one of {', '.join(OBJECTIVES)}")
-        for field in ("dim", "classes_per_batch", "per_class", "epochs", "width", "stem_stride", "knn_k"):
-            value = getattr(self, field)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{field} must be a positive int, got {value!r}")
         if self.per_class < 2 and self.objective in ("pairs", "triplets", "triplets_hard", "nt_xent"):
             raise ValueError(
                 f"{self.objective} needs per_class >= 2 (a positive for every image), got {self.per_class}"
             )
-        for field in ("margin", "temperature", "lr"):
-            if not getattr(self, field) > 0:
-                raise ValueError(f"{field} must be > 0, got {getattr(self, field)!r}")
-        super().__post_init__()
 
     @classmethod
     def default(cls, *, objective: str, dim: int = 32, **changes: Any) -> MetricRecipe:

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_utils import checks
 from course_utils.checkpoints import History
 from course_utils.data import load_dataset
 from course_utils.recipes import Recipe
@@ -59,8 +60,7 @@ def image_to_rows(images: torch.Tensor, layout: str = "interleaved") -> torch.Te
     (what the source's ``permute(0, 2, 3, 1)`` and ``reshape`` compute); ``planar`` puts the
     whole red row first, then the green row, then the blue row.
     """
-    if not isinstance(images, torch.Tensor) or images.ndim != 4:
-        raise ValueError(f"images must be a tensor (N, C, H, W), got {getattr(images, 'shape', type(images))}")
+    checks.image_batch(images, "image_to_rows", floats=False)
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
     n, _, h, _ = images.shape
@@ -126,10 +126,13 @@ class RowClassifier(nn.Module):
 
     def forward_rows(self, rows: torch.Tensor) -> torch.Tensor:
         """Rows (N, T, C * W) -> class scores (N, num_classes), from the output after the last row."""
+        if rows.ndim != 3 or rows.shape[-1] != self.recurrent.input_size:
+            raise ValueError(f"rows must be (N, T, {self.recurrent.input_size}), got {tuple(rows.shape)}")
         outputs, _ = self.recurrent(rows)
         return self.head(outputs[:, -1])
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        checks.image_batch(images, "RowClassifier", channels=self.mean.shape[1])
         return self.forward_rows(self.rows(images))
 
 
@@ -149,6 +152,7 @@ class SmallCNN(nn.Module):
         self.classifier = nn.Linear(4 * width, num_classes)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        checks.image_batch(images, "SmallCNN", channels=self.mean.shape[1])
         x = (images - self.mean) / self.std
         if x.device.type != "mps":  # channels-last is faster on CPUs and CUDA, slower on MPS (see ResNet18Backbone)
             x = x.contiguous(memory_format=torch.channels_last)
@@ -308,9 +312,10 @@ class RowRecipe(_PlateauTraining, Recipe):
     batch_size: int = 64
 
     def __post_init__(self) -> None:
-        if self.cell not in CELLS:
-            raise ValueError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
         super().__post_init__()
+        if self.cell not in CELLS or self.layout not in LAYOUTS:
+            raise ValueError(f"cell {self.cell!r} or layout {self.layout!r} unknown; choose a cell of "
+                             f"{', '.join(CELLS)} and a layout of {', '.join(LAYOUTS)}")  # fmt: skip
 
     @classmethod
     def default(cls, cell: str = "lstm") -> RowRecipe:
