@@ -30,7 +30,7 @@ def _uniform(n: int, low: float, high: float, like: torch.Tensor, generator=None
 
 
 def _check_size(name: str, size: int) -> None:
-    if not (isinstance(size, numbers.Integral) and size > 0):
+    if isinstance(size, bool) or not (isinstance(size, numbers.Integral) and size > 0):
         raise ValueError(f"{name} must be a positive int, got {size!r}")
 
 
@@ -43,7 +43,7 @@ def _check_interval(name: str, pair: Range, low: float, high: float = math.inf) 
     """``pair`` is (min, max) with low < min <= max <= high."""
     if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(isinstance(v, numbers.Real) for v in pair)):
         raise TypeError(f"{name} must be a pair (min, max) of numbers, got {pair!r}")
-    if not low < pair[0] <= pair[1] <= high:
+    if not low < pair[0] <= pair[1] <= high or not math.isfinite(pair[1]):
         upper = "" if high == math.inf else f" <= {high}"
         raise ValueError(f"{name} must be (min, max) with {low} < min <= max{upper}, got {tuple(pair)}")
 

@@ -72,11 +72,11 @@ def setting_matches(setting: str, value: int | None, data: Sized) -> None:
 def image_batch(x: Any, where: str, channels: int | None = None, floats: bool = True) -> None:
     """A non-empty (N, C, H, W) tensor (with ``channels`` channels); with ``floats``, float
     values in [0, 1] (one pass over the values, one device sync)."""
-    if not isinstance(x, torch.Tensor) or x.ndim != 4 or 0 in x.shape:
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{where} expects a non-empty batch of images (N, C, H, W), got {shape}")
-    if channels is not None and x.shape[1] != channels:
-        raise ValueError(f"{where} expects {channels}-channel images, got {tuple(x.shape)}")
+    shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+    if not isinstance(x, torch.Tensor) or x.ndim != 4 or (channels is not None and x.shape[1] != channels):
+        raise ValueError(f"{where} expects (N, {channels or 'C'}, H, W) images, got {shape}")
+    if 0 in x.shape:
+        raise ValueError(f"{where} expects a non-empty batch of images, got {shape}")
     if not floats:
         return
     if not x.is_floating_point():

@@ -20,6 +20,7 @@ ArrayLike = np.ndarray | torch.Tensor
 
 @torch.no_grad()
 def _batched(model: nn.Module, images: torch.Tensor, batch_size: int) -> torch.Tensor:
+    checks.image_batch(images, "extract_features/predict", floats=False), checks.count("batch_size", batch_size)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -38,9 +39,12 @@ def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 1024) -> t
     return _batched(model, images, batch_size).argmax(dim=1)
 
 
-def _predictions(y_true: ArrayLike, y_pred: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+def _predictions(y_true: ArrayLike, y_pred: ArrayLike, classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     y_true = checks.labels(y_true, "y_true")
-    return y_true, checks.labels(y_pred, "y_pred", len(y_true))
+    y_pred = checks.labels(y_pred, "y_pred", len(y_true))
+    if classes is not None and max(y_true.max(), y_pred.max()) >= checks.count("the number of classes", classes):
+        raise ValueError(f"labels go up to {max(y_true.max(), y_pred.max())} but only {classes} classes were named")
+    return y_true, y_pred
 
 
 def scores(y_true: ArrayLike, y_pred: ArrayLike) -> dict[str, float]:
@@ -54,15 +58,14 @@ def scores(y_true: ArrayLike, y_pred: ArrayLike) -> dict[str, float]:
 
 def per_class_f1(y_true: ArrayLike, y_pred: ArrayLike, num_classes: int) -> np.ndarray:
     """F1 score of every class, in class order."""
-    y_true, y_pred = _predictions(y_true, y_pred)
-    return f1_score(y_true, y_pred, average=None, labels=list(range(checks.count("num_classes", num_classes))),
-                    zero_division=0)  # fmt: skip
+    y_true, y_pred = _predictions(y_true, y_pred, num_classes)
+    return f1_score(y_true, y_pred, average=None, labels=list(range(num_classes)), zero_division=0)
 
 
 def report(y_true: ArrayLike, y_pred: ArrayLike, classes: list[str]) -> str:
     """scikit-learn's classification report with class names."""
     return classification_report(
-        *_predictions(y_true, y_pred),
+        *_predictions(y_true, y_pred, len(classes)),
         labels=list(range(len(classes))),
         target_names=classes,
         digits=3,
@@ -171,4 +174,6 @@ def positive_ranks(z1: torch.Tensor, z2: torch.Tensor) -> dict[str, float]:
 def collapse_std(z: torch.Tensor) -> float:
     """Mean per-dimension std of the L2-normalised outputs: about 1/sqrt(d) when the
     outputs spread over the sphere, 0 when they all collapse to one point."""
+    if z.ndim != 2 or len(z) < 2:
+        raise ValueError(f"collapse_std needs (N, D) outputs of N >= 2 images, got {tuple(z.shape)}")
     return F.normalize(z.float(), dim=1).std(dim=0).mean().item()

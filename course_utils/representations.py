@@ -146,6 +146,7 @@ def effective_rank(z: ArrayLike, eps: float = 1e-7) -> float:
     (N, D) feature matrix, uncentred as in the paper, ``eps = 1e-7`` as there.
     Between 1 (everything along one direction) and min(N, D) (all directions equally used).
     """
+    checks.number("eps", eps, 0)
     sigma = torch.linalg.svdvals(_torch(z, "z"))
     if sigma.sum() == 0:
         raise ValueError("z is all zeros: its singular values have no distribution")

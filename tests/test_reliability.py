@@ -182,9 +182,9 @@ def test_notebook_05_models_refuse_what_they_were_not_trained_on(model):
         model((images * 255).to(torch.uint8))
     with pytest.raises(ValueError, match=r"values in \[0, 1\], got values in \[.*, 2.*\]"):
         model(images * 255)
-    with pytest.raises(ValueError, match="3-channel images, got \\(2, 1, 32, 32\\)"):
+    with pytest.raises(ValueError, match=r"\(N, 3, H, W\) images, got \(2, 1, 32, 32\)"):
         model(images[:, :1])
-    with pytest.raises(ValueError, match="non-empty batch of images"):
+    with pytest.raises(ValueError, match=r"\(N, 3, H, W\) images, got \(3, 32, 32\)"):
         model(images[0])
 
 

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_utils import checks
 from course_utils.augment import ViewAugment
 from course_utils.checkpoints import History
 from course_utils.data import load_dataset
@@ -69,6 +70,7 @@ def mnist_subset(size: int = 3000, val_fraction: float = 0.1, seed: int = 0) -> 
     The source draws 3,000 images at random (``SubsetRandomSampler``); drawing the
     same number of every digit keeps the class-balanced batches from repeating images.
     """
+    checks.count("size", size), checks.number("val_fraction", val_fraction, 0, 1), checks.count("seed", seed, 0)
     train_set = load_dataset("mnist", "train")
     classes = len(train_set.classes)
     if size % classes or not 0 < size <= len(train_set):
