@@ -180,7 +180,7 @@ def split_train_val(
     Returns ``(train_images, train_targets, val_images, val_targets)``; no item is in both."""
     n = checks.same_length(images=images, targets=targets)
     available = n - checks.count("val_size", val_size, 1, n - 1)
-    train_size = checks.count("train_size (after val_size)", available if train_size is None else train_size, 1, available)
+    train_size = available if train_size is None else checks.count("train_size", train_size, 1, available)
     checks.count("seed", seed, 0)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     val, rest = order[:val_size], order[val_size : val_size + train_size]
