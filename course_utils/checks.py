@@ -15,7 +15,8 @@ import torch
 
 # How far past [0, 1] a float image batch may go: resampling a [0, 1] image can round just outside it.
 SLACK = 1e-3
-# Below this a softmax over similarities is an arg-max and 1 / temperature overflows float32's exponent.
+# Below this a softmax over cosine similarities is already an arg-max in float32, and far below it
+# (1e-39) 1 / temperature overflows: the loss turns NaN.
 MIN_TEMPERATURE = 1e-4
 
 
@@ -40,9 +41,9 @@ def number(name: str, value: Any, low: float | None = None, high: float | None =
     return value
 
 
-def temperature(value: Any, name: str = "temperature") -> float:
+def temperature(value: Any) -> float:
     """A softmax temperature: a finite number of at least :data:`MIN_TEMPERATURE`."""
-    return number(name, value, MIN_TEMPERATURE)
+    return number("temperature", value, MIN_TEMPERATURE)
 
 
 def _bounds(low: float | None, high: float | None, above: bool = False) -> str:

@@ -425,7 +425,12 @@ def _readable(checkpoint: Path) -> bool:
 
 def status(folder: Path = NOTEBOOKS) -> int:
     """Print, per notebook, its results (profile, date) and its cached checkpoints."""
-    print(f"results in {results_root()}, checkpoints in {checkpoint_root()}/<profile>")
+    where = {"COURSE_RESULTS_DIR": results_root(), "COURSE_CHECKPOINT_DIR": checkpoint_root()}
+    for variable, root in where.items():
+        if root.exists() and not root.is_dir():
+            raise CourseError(f"{root} is a file, not a folder; check {variable}")
+    missing = [f"{root} does not exist (check {variable})" for variable, root in where.items() if not root.exists()]
+    print(f"results in {results_root()}, checkpoints in {checkpoint_root()}/<profile>", *missing, sep="; ")
     for path in find_notebooks([], folder):
         key = number(path)
         print(path.stem)

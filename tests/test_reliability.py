@@ -73,8 +73,8 @@ def test_the_cache_key_covers_the_data_handed_in(summing):
     assert summing.pretrained(data=torch.ones(4))[0].weight.item() == 4 and len(Summing.runs) == 3, (
         "data equal to load_data()'s reuses the checkpoint trained on load_data()"
     )
-    summing.pretrained(data=torch.ones(4, dtype=torch.float64))
-    assert len(Summing.runs) == 4, "the same values in another dtype are other data"
+    summing.pretrained(data=torch.ones(2, 2))
+    assert len(Summing.runs) == 4, "the same bytes in another shape are other data"
 
 
 def test_a_checkpoint_trained_on_handed_in_data_is_reused_without_data_when_that_data_is_the_default(summing):
@@ -448,6 +448,16 @@ def test_status_marks_an_empty_checkpoint_as_damaged(isolated, capsys):
         "  checkpoints: cpu: DAMAGED fashion_supervised-000000000000.pt, fashion_supervised-111111111111.pt"
         in capsys.readouterr().out.splitlines()
     )
+
+
+def test_status_names_folders_that_are_files_or_missing(isolated, monkeypatch, capsys):
+    (isolated / "a-file").write_text("x")
+    monkeypatch.setenv("COURSE_CHECKPOINT_DIR", str(isolated / "a-file"))
+    with pytest.raises(course.CourseError, match="a-file is a file, not a folder; check COURSE_CHECKPOINT_DIR"):
+        course.status(isolated)  # used to list "none" everywhere
+    monkeypatch.setenv("COURSE_CHECKPOINT_DIR", str(isolated / "chekpoints"))
+    course.status(isolated)
+    assert "chekpoints does not exist (check COURSE_CHECKPOINT_DIR)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
