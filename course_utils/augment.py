@@ -16,42 +16,21 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from course_utils.checks import image_batch
 from course_utils.images import to_float
 
 Range = tuple[float, float]
 
 # ITU-R 601 luma weights, the ones torchvision's rgb_to_grayscale uses.
 _LUMA = torch.tensor([0.299, 0.587, 0.114])
-# How far past [0, 1] a float batch may go: resampling a [0, 1] image can round just outside it.
-_SLACK = 1e-3
 
 
 def _uniform(n: int, low: float, high: float, like: torch.Tensor, generator=None) -> torch.Tensor:
     return torch.rand(n, generator=generator, device=like.device) * (high - low) + low
 
 
-def _check_shape(x: torch.Tensor, where: str) -> None:
-    if x.ndim != 4:
-        raise ValueError(f"{where} expects a batch of shape (N, C, H, W), got {x.dtype} {tuple(x.shape)}")
-    if len(x) == 0:
-        raise ValueError(f"{where} got an empty batch")
-
-
-def _check_batch(x: torch.Tensor, where: str) -> None:
-    """A non-empty float (N, C, H, W) batch with values in [0, 1]; one pass over the values."""
-    _check_shape(x, where)
-    if not x.is_floating_point():
-        raise TypeError(f"{where} expects float images, got {x.dtype}; convert uint8 with course_utils.images.to_float")
-    low, high = torch.stack(torch.aminmax(x)).tolist()  # one pass over the values, one device sync
-    if not (low >= -_SLACK and high <= 1 + _SLACK):  # written so that NaN fails too
-        raise ValueError(
-            f"{where} expects float images with values in [0, 1], got values in [{low:.4g}, {high:.4g}]: "
-            "pass the uint8 images or divide by 255"
-        )
-
-
 def _check_size(name: str, size: int) -> None:
-    if not (isinstance(size, numbers.Integral) and size > 0):
+    if isinstance(size, bool) or not (isinstance(size, numbers.Integral) and size > 0):
         raise ValueError(f"{name} must be a positive int, got {size!r}")
 
 
@@ -64,7 +43,7 @@ def _check_interval(name: str, pair: Range, low: float, high: float = math.inf) 
     """``pair`` is (min, max) with low < min <= max <= high."""
     if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(isinstance(v, numbers.Real) for v in pair)):
         raise TypeError(f"{name} must be a pair (min, max) of numbers, got {pair!r}")
-    if not low < pair[0] <= pair[1] <= high:
+    if not low < pair[0] <= pair[1] <= high or not math.isfinite(pair[1]):
         upper = "" if high == math.inf else f" <= {high}"
         raise ValueError(f"{name} must be (min, max) with {low} < min <= max{upper}, got {tuple(pair)}")
 
@@ -100,7 +79,7 @@ def random_resized_crop(
     left-right with probability ``flip_p``. One ``affine_grid`` + ``grid_sample``
     does crop, resize and flip for the whole batch.
     """
-    _check_batch(x, "random_resized_crop")
+    image_batch(x, "random_resized_crop")
     _check_size("size", size)
     _check_interval("scale", scale, 0, 1)
     _check_interval("ratio", ratio, 0)
@@ -165,7 +144,7 @@ def color_jitter(
     in a fixed order. Each image is jittered with probability ``p``. Saturation and hue
     leave one-channel images unchanged.
     """
-    _check_batch(x, "color_jitter")
+    image_batch(x, "color_jitter")
     _check_jitter(brightness, contrast, saturation, hue)
     _check_probability("p", p)
     return _color_jitter(x, brightness, contrast, saturation, hue, p, generator)
@@ -189,7 +168,7 @@ def _color_jitter(x, brightness, contrast, saturation, hue, p, generator):
 
 def random_grayscale(x: torch.Tensor, p: float = 0.2, generator: torch.Generator | None = None) -> torch.Tensor:
     """Turn each RGB image grey (all three channels equal) with probability ``p``."""
-    _check_batch(x, "random_grayscale")
+    image_batch(x, "random_grayscale")
     _check_probability("p", p)
     return _random_grayscale(x, p, generator)
 
@@ -212,7 +191,7 @@ def gaussian_blur(
 
     The separable kernel is applied as two grouped convolutions, one kernel per image.
     """
-    _check_batch(x, "gaussian_blur")
+    image_batch(x, "gaussian_blur")
     _check_kernel("kernel_size", kernel_size, *x.shape[-2:])
     _check_interval("sigma", sigma, 0)
     _check_probability("p", p)
@@ -269,14 +248,9 @@ class ViewAugment:
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """uint8 or [0, 1] float batch (N, C, H, W) -> augmented float batch (N, C, size, size)."""
-        if images.dtype == torch.uint8:
-            _check_shape(images, "ViewAugment")
-            x = to_float(images)
-        elif images.is_floating_point():
-            _check_batch(images, "ViewAugment")
-            x = images
-        else:
-            raise TypeError(f"ViewAugment expects uint8 or float images, got {images.dtype}")
+        uint8 = isinstance(images, torch.Tensor) and images.dtype == torch.uint8
+        image_batch(images, "ViewAugment", floats=not uint8)
+        x = to_float(images) if uint8 else images
         # Input and settings are checked once here, so the steps skip the public functions' checks.
         x = _random_resized_crop(x, self.size, self.crop_scale, self.crop_ratio, self.flip_p, generator)
         if self.jitter_p > 0 and any(self.jitter):

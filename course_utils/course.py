@@ -15,9 +15,12 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import difflib
 import os
 import re
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -30,6 +33,7 @@ from nbclient.exceptions import CellExecutionError, DeadKernelError
 from tqdm.auto import tqdm
 
 from course_utils import book, results
+from course_utils.checkpoints import CheckpointError, load_checkpoint
 from course_utils.recipes import families as recipe_families
 from course_utils.release import INSTALL_HINT, RELEASE, ReleaseError, release
 from course_utils.runtime import (
@@ -47,6 +51,7 @@ RESULTS_PAGE = REPO_ROOT / "RESULTS.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 TABLE_COMMAND = "python -m course_utils.course table"
 
+FOLDERS = ("COURSE_DATA_DIR", "COURSE_CHECKPOINT_DIR", "COURSE_RESULTS_DIR")
 USES = {"06": ("02", "03", "04")}  # notebook 06 trains nothing: it loads these notebooks' models
 
 RUN_HELP = """\
@@ -123,6 +128,10 @@ def execute(path: Path, target: Path | None) -> Outcome:
     started: dict[int, float] = {}
 
     def on_execute(cell: Any, cell_index: int) -> None:
+        if not started:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(RuntimeError):  # outside the main thread: nbclient's handling stays
+                    asyncio.get_running_loop().add_signal_handler(signum, _interrupt, client, signum)
         started[cell_index] = time.perf_counter()
         bar.set_postfix_str(f"cell {cell_index + 1}: {_first_line(cell.source)}")
 
@@ -134,12 +143,10 @@ def execute(path: Path, target: Path | None) -> Outcome:
     start = time.perf_counter()
     try:
         client.execute()
-    except CellExecutionError as error:
-        outcome.error = f"{error.ename}: {error.evalue}"
-    except DeadKernelError:
-        outcome.error = "the kernel died (out of memory?)"
-    except Exception as error:  # the kernel did not start or stopped answering
-        outcome.error = f"{type(error).__name__}: {error}"
+    except BaseException as error:  # nbclient turns a signal into errors of its own: name the signal
+        if INTERRUPTED:
+            raise KeyboardInterrupt from None
+        outcome.error = _failure(error)
     finally:
         bar.close()
     outcome.seconds = time.perf_counter() - start
@@ -151,6 +158,26 @@ def execute(path: Path, target: Path | None) -> Outcome:
         with atomic_write(target or path, "w") as f:
             nbformat.write(notebook, f)
     return outcome
+
+
+def _failure(error: BaseException) -> str:
+    if isinstance(error, CellExecutionError):
+        return f"{error.ename}: {error.evalue}"
+    if isinstance(error, DeadKernelError):
+        return "the kernel died (out of memory?)"
+    if not isinstance(error, Exception):
+        raise error
+    return f"{type(error).__name__}: {error}"  # the kernel did not start or stopped answering
+
+
+INTERRUPTED: list[int] = []  # the signal that stopped the run, if one did
+
+
+def _interrupt(client: NotebookClient, signum: int) -> None:
+    """Ctrl-C or SIGTERM while a cell runs: interrupt the cell (nbclient's own handler would
+    shut the kernel down mid-reply, which ends in tracebacks from both sides)."""
+    INTERRUPTED.append(signum)
+    asyncio.ensure_future(client.km.interrupt_kernel())
 
 
 def _minutes(seconds: float) -> str:
@@ -167,6 +194,12 @@ def run(names: list[str], profile_name: str | None, output: Path | None, inplace
     if not notebooks:
         raise CourseError(f"no notebooks in {NOTEBOOKS}")
     folder = None if inplace else (output or REPO_ROOT / "runs" / chosen)
+    sources = [nb for nb in notebooks if folder is not None and (folder / nb.name).resolve() == nb.resolve()]
+    if sources:
+        raise CourseError(
+            f"--output {folder} holds the notebook {sources[0].name} itself: its stored outputs would be "
+            "overwritten; choose another folder, or --inplace to overwrite on purpose"
+        )
     if folder is not None:
         try:
             ensure_writable(folder)
@@ -176,9 +209,13 @@ def run(names: list[str], profile_name: str | None, output: Path | None, inplace
         locked = [str(nb) for nb in notebooks if not os.access(nb, os.W_OK)]
         if locked:
             raise CourseError(f"cannot run in place, not writable: {', '.join(locked)}")
-    os.environ["COURSE_PROFILE"] = chosen  # the kernels inherit this environment
+    os.environ["COURSE_PROFILE"] = chosen  # the kernels inherit this environment; they start in the
+    for variable in FOLDERS:  # notebook's folder, so a relative folder is made absolute from here
+        if os.environ.get(variable):
+            os.environ[variable] = str(Path(os.environ[variable]).resolve())
     print(f"profile {chosen}; executed notebooks go to {folder or 'the notebooks themselves (in place)'}")
     total = 0.0
+    INTERRUPTED.clear()
     for path in tqdm(notebooks, desc="course", unit="notebook", position=0):
         outcome = execute(path, folder / path.name if folder else None)
         total += outcome.seconds
@@ -264,6 +301,8 @@ def _data_text(sources: list[str]) -> str:
 
 def results_table(folder: Path) -> str:
     """The markdown written between the results page's markers, from ``folder/*.json``."""
+    if not folder.is_dir():
+        raise CourseError(f"the results folder {folder} does not exist; check COURSE_RESULTS_DIR (unset: results/)")
     files = sorted(folder.glob("*.json"))
     if not files:
         return f"No results measured yet (`{TABLE_COMMAND}` writes them here from `results/*.json`).\n"
@@ -312,9 +351,17 @@ def _split_page(text: str, page: Path) -> tuple[str, str, str]:
     return head + BEGIN + "\n", body.strip("\n") + "\n", END + tail
 
 
+def _read_page(page: Path) -> tuple[str, str, str]:
+    try:
+        text = page.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise CourseError(f"cannot read {page} ({getattr(error, 'strerror', None) or error})") from None
+    return _split_page(text, page)
+
+
 def page_table(page: Path = RESULTS_PAGE) -> str:
     """The text between the results page's markers, as it is now."""
-    return _split_page(page.read_text(), page)[1]
+    return _read_page(page)[1]
 
 
 def table(check: bool, folder: Path | None = None, page: Path = RESULTS_PAGE) -> int:
@@ -323,7 +370,7 @@ def table(check: bool, folder: Path | None = None, page: Path = RESULTS_PAGE) ->
         new = results_table(folder or results_root())
     except ValueError as error:
         raise CourseError(str(error)) from None
-    head, old, tail = _split_page(page.read_text(), page)
+    head, old, tail = _read_page(page)
     if old == new:
         print(f"{page}: the results table is up to date")
         return 0
@@ -332,8 +379,11 @@ def table(check: bool, folder: Path | None = None, page: Path = RESULTS_PAGE) ->
         print("\n".join(diff))
         print(f"{page}: the results table differs from results/*.json; run {TABLE_COMMAND}")
         return 1
-    with atomic_write(page, "w") as f:
-        f.write(f"{head}\n{new}\n{tail}")
+    try:
+        with atomic_write(page, "w") as f:
+            f.write(f"{head}\n{new}\n{tail}")
+    except OSError as error:
+        raise CourseError(f"cannot write {page} ({error.strerror or error})") from None
     print(f"{page}: results table written")
     return 0
 
@@ -357,17 +407,32 @@ def _checkpoints_of(nb_number: str) -> list[str]:
     names = recipe_families().get(nb_number, set())  # checkpoints are named <family>-<hash>.pt
     found = []
     for name in PROFILES:
-        files = sorted(
-            path.name for path in (checkpoint_root() / name).glob("*.pt") if path.name.rpartition("-")[0] in names
-        )
+        files = [
+            path.name if _readable(path) else f"DAMAGED {path.name}"
+            for path in sorted((checkpoint_root() / name).glob("*.pt"))
+            if path.name.rpartition("-")[0] in names
+        ]
         if files:
             found.append(f"{name}: {', '.join(files)}")
     return found
 
 
+def _readable(checkpoint: Path) -> bool:
+    try:
+        load_checkpoint(checkpoint)
+    except (CheckpointError, OSError):
+        return False
+    return True
+
+
 def status(folder: Path = NOTEBOOKS) -> int:
     """Print, per notebook, its results (profile, date) and its cached checkpoints."""
-    print(f"results in {results_root()}, checkpoints in {checkpoint_root()}/<profile>")
+    where = {"COURSE_RESULTS_DIR": results_root(), "COURSE_CHECKPOINT_DIR": checkpoint_root()}
+    for variable, root in where.items():
+        if root.exists() and not root.is_dir():
+            raise CourseError(f"{root} is a file, not a folder; check {variable}")
+    missing = [f"{root} does not exist (check {variable})" for variable, root in where.items() if not root.exists()]
+    print(f"results in {results_root()}, checkpoints in {checkpoint_root()}/<profile>", *missing, sep="; ")
     for path in find_notebooks([], folder):
         key = number(path)
         print(path.stem)
@@ -429,8 +494,12 @@ def main(argv: list[str] | None = None) -> int:
     except (CourseError, ReleaseError, book.BookError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except OSError as error:  # a folder or file the command needs cannot be read or written
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        name = signal.Signals(INTERRUPTED[0]).name if INTERRUPTED else "SIGINT"
+        print(f"interrupted ({name}): stopped; no notebook in notebooks/ was written", file=sys.stderr)
         return 130
 
 

@@ -8,6 +8,8 @@ import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
+from course_utils import checks
+
 METHODS = ("pca", "tsne", "umap")
 
 
@@ -22,9 +24,12 @@ def embed_2d(
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    features = np.asarray(features, dtype=np.float32)
-    if features.ndim != 2:
-        raise ValueError(f"features must be (N, D), got shape {features.shape}")
+    features = checks.features(features, "features", min_rows=3, varying=True).astype(np.float32)
+    if features.shape[1] < 2:
+        raise ValueError(f"features must have at least 2 columns to map to 2-D, got shape {features.shape}")
+    seed, pca_dims = checks.count("seed", seed, 0, 2**32 - 1), checks.count("pca_dims", pca_dims, 2)
+    if method == "umap" and len(features) <= 15:
+        raise ValueError(f"UMAP looks at 15 neighbours per point: it needs more than 15 points, got {len(features)}")
     if method == "tsne" and not 0 < perplexity < len(features):
         raise ValueError(f"perplexity must be between 0 and the number of points ({len(features)}), got {perplexity}")
     if method == "pca":

@@ -11,18 +11,16 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
+from course_utils import checks
 from course_utils.images import to_float
 from course_utils.representations import knn_predict
 
 ArrayLike = np.ndarray | torch.Tensor
 
 
-def _numpy(x: ArrayLike) -> np.ndarray:
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-
-
 @torch.no_grad()
 def _batched(model: nn.Module, images: torch.Tensor, batch_size: int) -> torch.Tensor:
+    checks.image_batch(images, "extract_features/predict", floats=False), checks.count("batch_size", batch_size)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -41,9 +39,17 @@ def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 1024) -> t
     return _batched(model, images, batch_size).argmax(dim=1)
 
 
+def _predictions(y_true: ArrayLike, y_pred: ArrayLike, classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    y_true = checks.labels(y_true, "y_true")
+    y_pred = checks.labels(y_pred, "y_pred", len(y_true))
+    if classes is not None and max(y_true.max(), y_pred.max()) >= checks.count("the number of classes", classes):
+        raise ValueError(f"labels go up to {max(y_true.max(), y_pred.max())} but only {classes} classes were named")
+    return y_true, y_pred
+
+
 def scores(y_true: ArrayLike, y_pred: ArrayLike) -> dict[str, float]:
     """Accuracy and macro F1 (the unweighted mean of the per-class F1 scores)."""
-    y_true, y_pred = _numpy(y_true), _numpy(y_pred)
+    y_true, y_pred = _predictions(y_true, y_pred)
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
@@ -52,14 +58,14 @@ def scores(y_true: ArrayLike, y_pred: ArrayLike) -> dict[str, float]:
 
 def per_class_f1(y_true: ArrayLike, y_pred: ArrayLike, num_classes: int) -> np.ndarray:
     """F1 score of every class, in class order."""
-    return f1_score(_numpy(y_true), _numpy(y_pred), average=None, labels=list(range(num_classes)), zero_division=0)
+    y_true, y_pred = _predictions(y_true, y_pred, num_classes)
+    return f1_score(y_true, y_pred, average=None, labels=list(range(num_classes)), zero_division=0)
 
 
 def report(y_true: ArrayLike, y_pred: ArrayLike, classes: list[str]) -> str:
     """scikit-learn's classification report with class names."""
     return classification_report(
-        _numpy(y_true),
-        _numpy(y_pred),
+        *_predictions(y_true, y_pred, len(classes)),
         labels=list(range(len(classes))),
         target_names=classes,
         digits=3,
@@ -79,9 +85,17 @@ def linear_probe(
 
     ``C`` is the inverse strength of the L2 penalty: smaller is stronger, which helps with few labels.
     """
+    C, max_iter = checks.number("C", C, 0, above=True), checks.count("max_iter", max_iter)
     probe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))
-    probe.fit(_numpy(train_x), _numpy(train_y))
-    return scores(test_y, probe.predict(_numpy(test_x)))
+    probe.fit(*_probe_data(train_x, train_y, "train"))
+    test_x, test_y = _probe_data(test_x, test_y, "test", classes=1)
+    return scores(test_y, probe.predict(test_x))
+
+
+def _probe_data(x: ArrayLike, y: ArrayLike, name: str, classes: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Finite features and one label per row (``classes`` of them at least: a probe needs two to train)."""
+    x = checks.features(x, f"{name} features")
+    return x, checks.labels(y, f"{name} labels", len(x), classes)
 
 
 def tuned_probe(
@@ -100,11 +114,13 @@ def tuned_probe(
     0.3 point (README notes)."""
     if not Cs:
         raise ValueError("Cs must hold at least one value of C")
+    train, validation = _probe_data(*train, "train"), _probe_data(*validation, "validation", classes=1)
     best, best_accuracy = None, -1.0
     for C in Cs:
-        probe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000, tol=tol))
-        probe.fit(_numpy(train[0]), _numpy(train[1]))
-        accuracy = float(accuracy_score(_numpy(validation[1]), probe.predict(_numpy(validation[0]))))
+        probe = make_pipeline(StandardScaler(), LogisticRegression(C=checks.number("C", C, 0, above=True),
+                                                                   max_iter=2000, tol=tol))  # fmt: skip
+        probe.fit(*train)
+        accuracy = float(accuracy_score(validation[1], probe.predict(validation[0])))
         if accuracy > best_accuracy:
             best, best_accuracy = probe, accuracy
     return best
@@ -113,9 +129,12 @@ def tuned_probe(
 def seed_spread(values: list[float]) -> dict[str, float]:
     """Mean, sample standard deviation (n - 1 in the denominator; 0 for one run) and count
     of one number measured over several seeds."""
-    if len(values) == 0:
-        raise ValueError("seed_spread needs at least one value")
-    array = np.asarray(values, dtype=float)
+    array = np.asarray(values)
+    if array.dtype.kind not in "iuf":
+        raise TypeError(f"seed_spread needs numbers, got {values!r}")
+    array = array.astype(float)
+    if array.ndim != 1 or len(array) == 0 or not np.isfinite(array).all():
+        raise ValueError(f"seed_spread needs a list of finite numbers, one per seed, got {values!r}")
     std = float(array.std(ddof=1)) if len(array) > 1 else 0.0
     return {"mean": float(array.mean()), "std": std, "runs": len(array)}
 
@@ -123,7 +142,8 @@ def seed_spread(values: list[float]) -> dict[str, float]:
 def knn_accuracy(train_x: ArrayLike, train_y: ArrayLike, test_x: ArrayLike, test_y: ArrayLike, k: int = 20) -> float:
     """Accuracy of a k-nearest-neighbour majority vote under cosine similarity
     (:func:`course_utils.representations.knn_predict`)."""
-    return float(accuracy_score(_numpy(test_y), knn_predict(train_x, train_y, test_x, k=k)))
+    predicted = knn_predict(train_x, train_y, test_x, k=k)
+    return float(accuracy_score(checks.labels(test_y, "test_y", len(predicted)), predicted))
 
 
 @torch.no_grad()
@@ -133,6 +153,9 @@ def positive_ranks(z1: torch.Tensor, z2: torch.Tensor) -> dict[str, float]:
     ``top1``/``top5``: how often it is first / in the first five; ``mean_position``:
     its mean rank, 1 being best. These are the SimCLR tutorial's training metrics.
     """
+    if z1.ndim != 2 or z1.shape != z2.shape or len(z1) < 2:
+        raise ValueError(f"z1 and z2 must be (N, D) views of the same N >= 2 images, got {tuple(z1.shape)} and "
+                         f"{tuple(z2.shape)}")  # fmt: skip
     n = len(z1)
     z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
     sim = z @ z.T
@@ -151,4 +174,6 @@ def positive_ranks(z1: torch.Tensor, z2: torch.Tensor) -> dict[str, float]:
 def collapse_std(z: torch.Tensor) -> float:
     """Mean per-dimension std of the L2-normalised outputs: about 1/sqrt(d) when the
     outputs spread over the sphere, 0 when they all collapse to one point."""
+    if z.ndim != 2 or len(z) < 2:
+        raise ValueError(f"collapse_std needs (N, D) outputs of N >= 2 images, got {tuple(z.shape)}")
     return F.normalize(z.float(), dim=1).std(dim=0).mean().item()

@@ -15,17 +15,17 @@ import ipywidgets
 import matplotlib.pyplot as plt
 import torch
 
+from course_utils import checks
 from course_utils.augment import ViewAugment
 from course_utils.plots import view_pairs
 
 
 def softmax_over_candidates(similarities: torch.Tensor, temperature: float) -> torch.Tensor:
     """softmax(similarities / temperature) over one anchor's candidates (1-D, the positive first)."""
-    if similarities.ndim != 1:
-        raise ValueError(f"expects a 1-D tensor of similarities, got shape {tuple(similarities.shape)}")
-    if not temperature > 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
-    return torch.softmax(similarities / temperature, dim=0)
+    if not isinstance(similarities, torch.Tensor) or similarities.ndim != 1 or len(similarities) < 2:
+        raise ValueError(f"expects a 1-D tensor of at least 2 similarities (the positive first), got "
+                         f"{getattr(similarities, 'shape', type(similarities).__name__)}")  # fmt: skip
+    return torch.softmax(similarities / checks.temperature(temperature), dim=0)
 
 
 def _draw_panel(ax: plt.Axes, similarities: torch.Tensor, temperature: float, shown: int) -> None:
@@ -48,6 +48,9 @@ def _draw_panel(ax: plt.Axes, similarities: torch.Tensor, temperature: float, sh
 def draw_temperature(similarities: torch.Tensor, temperatures: Sequence[float], shown: int = 20) -> plt.Figure:
     """One panel per temperature: the softmax probability of the ``shown`` most similar
     candidates (the positive in orange, added after a gap when it ranks lower), most similar first."""
+    if not temperatures:
+        raise ValueError("draw_temperature needs at least one temperature")
+    checks.count("shown", shown)
     fig, axes = plt.subplots(
         1, len(temperatures), figsize=(4 * len(temperatures), 3.2), squeeze=False, layout="constrained"
     )
@@ -58,6 +61,7 @@ def draw_temperature(similarities: torch.Tensor, temperatures: Sequence[float], 
 
 def temperature_explorer(similarities: torch.Tensor) -> ipywidgets.Widget:
     """A slider for the temperature τ (0.01 to 2, log scale) that redraws ``draw_temperature``."""
+    softmax_over_candidates(similarities, 1.0)  # bad input fails here, not inside the widget's output
     slider = ipywidgets.FloatLogSlider(
         value=0.2, base=10, min=math.log10(0.01), max=math.log10(2), step=0.05, description="τ"
     )
@@ -77,8 +81,7 @@ def scaled_views(augment: ViewAugment, strength: float) -> ViewAugment:
     ratio bounds toward 1 on a log scale, and the jitter strengths are multiplied by ``strength``.
     Flip, greyscale and blur are left as they are.
     """
-    if not 0 <= strength <= 1:
-        raise ValueError(f"strength must be in [0, 1], got {strength}")
+    strength = checks.number("strength", strength, 0, 1)
     low, high = augment.crop_scale
     return dataclasses.replace(
         augment,
@@ -95,6 +98,11 @@ def augmentation_explorer(images: torch.Tensor, augment: ViewAugment) -> ipywidg
 
     The views use the same random draws at every strength, so only the strength changes.
     """
+    if not isinstance(augment, ViewAugment):
+        raise TypeError(f"augment must be a ViewAugment (its strengths are scaled), got {type(augment).__name__}")
+    checks.image_batch(images, "augmentation_explorer", floats=False)
+    if images.dtype != torch.uint8:
+        raise TypeError(f"augmentation_explorer expects uint8 images, got {images.dtype}")
     slider = ipywidgets.FloatSlider(
         value=1.0, min=0.0, max=1.0, step=0.1, description="strength", continuous_update=False
     )

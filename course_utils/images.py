@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from course_utils import checks
+
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
     """uint8 images in [0, 255] -> float32 images in [0, 1]."""
@@ -21,6 +23,7 @@ def resize(images: torch.Tensor, size: int) -> torch.Tensor:
     returned unchanged when they already have that size."""
     if images.dtype != torch.uint8 or images.ndim != 4:
         raise ValueError(f"expected uint8 images (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+    size = checks.count("size", size)
     if images.shape[-2:] == (size, size):
         return images
     x = F.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)

@@ -8,12 +8,22 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from course_utils import checks
+
 
 def _check_pair(a: torch.Tensor, b: torch.Tensor, names: str) -> None:
     if a.ndim != 2 or a.shape != b.shape:
         raise ValueError(f"{names} must both be (N, D) with the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
     if len(a) == 0:
         raise ValueError(f"{names} are an empty batch; a loss needs at least one row")  # the mean would be NaN
+    if not a.is_floating_point() or not b.is_floating_point():
+        raise TypeError(f"{names} must be float embeddings, got {a.dtype} and {b.dtype}")
+
+
+def at_least_float32(z: torch.Tensor) -> torch.Tensor:
+    """``z`` in float32, or float64 if it is float64: a loss computed from bfloat16 outputs
+    keeps float32's precision, and a float64 check keeps its own."""
+    return z.to(torch.promote_types(z.dtype, torch.float32))
 
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
@@ -29,12 +39,11 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> tor
         \qquad \mathcal{L} = \frac{1}{2N} \sum_{i=1}^{2N} \ell_i
     """
     _check_pair(z1, z2, "z1 and z2")
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+    checks.temperature(temperature)
     n = len(z1)
     if n < 2:
         raise ValueError(f"nt_xent needs at least 2 images per batch (the other images are the negatives), got {n}")
-    z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
+    z = F.normalize(at_least_float32(torch.cat([z1, z2])), dim=1)
     logits = z @ z.T / temperature
     logits.fill_diagonal_(float("-inf"))  # a view is not its own candidate
     positives = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
@@ -76,8 +85,7 @@ def contrastive_pair_loss(x1: torch.Tensor, x2: torch.Tensor, same: torch.Tensor
         raise ValueError(f"same must have shape ({len(x1)},), got {tuple(same.shape)}")
     if same.dtype != torch.bool and ((same != 0) & (same != 1)).any():
         raise ValueError(f"same must hold 0 or 1 (or True/False) per pair, got values {same.unique().tolist()[:6]}")
-    if not margin > 0:
-        raise ValueError(f"margin must be > 0, got {margin}")
+    checks.number("margin", margin, 0, above=True)
     d = F.pairwise_distance(x1, x2)
     y = same.float()
     return (y * d.pow(2) + (1 - y) * F.relu(margin - d).pow(2)).mean()
@@ -93,8 +101,7 @@ def triplet_loss(
     """
     _check_pair(anchor, positive, "anchor and positive")
     _check_pair(anchor, negative, "anchor and negative")
-    if not margin > 0:
-        raise ValueError(f"margin must be > 0, got {margin}")
+    checks.number("margin", margin, 0, above=True)
     d_pos = F.pairwise_distance(anchor, positive)
     d_neg = F.pairwise_distance(anchor, negative)
     return F.relu(d_pos - d_neg + margin).mean()

@@ -13,7 +13,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from course_utils.losses import contrastive_pair_loss, nt_xent, triplet_loss
+from course_utils import checks
+from course_utils.losses import at_least_float32, contrastive_pair_loss, nt_xent, triplet_loss
 
 
 def _check_labels(labels: torch.Tensor, batch: int | None = None) -> None:
@@ -94,6 +95,8 @@ def all_pairs_loss(z: torch.Tensor, labels: torch.Tensor, margin: float = 1.0) -
     _check_embeddings(z, labels)
     positive, negative = pair_masks(labels)
     i, j = torch.nonzero(positive | negative, as_tuple=True)
+    if len(i) == 0:
+        raise ValueError(f"all_pairs_loss needs a batch of at least 2 embeddings, got {len(z)}")
     return contrastive_pair_loss(z[i], z[j], positive[i, j], margin)
 
 
@@ -102,6 +105,9 @@ def all_triplets_loss(z: torch.Tensor, labels: torch.Tensor, margin: float = 1.0
     "FaceNet") averaged over every valid triplet of the batch ("batch all")."""
     _check_embeddings(z, labels)
     a, p, n = torch.nonzero(triplet_mask(labels), as_tuple=True)
+    if len(a) == 0:
+        raise ValueError("all_triplets_loss found no triplet: the batch needs 2 images of one class and 1 of another, "
+                         f"got labels {labels.tolist()[:12]}")  # fmt: skip
     return triplet_loss(z[a], z[p], z[n], margin)
 
 
@@ -114,8 +120,7 @@ def batch_hard_triplet_loss(z: torch.Tensor, labels: torch.Tensor, margin: float
     If every embedding collapses onto one point the loss is stuck at ``margin``: watch it.
     """
     _check_embeddings(z, labels)
-    if not margin > 0:
-        raise ValueError(f"margin must be > 0, got {margin}")
+    checks.number("margin", margin, 0, above=True)
     hardest_positive, hardest_negative = batch_hard(pairwise_distances(z), labels)
     return F.relu(hardest_positive - hardest_negative + margin).mean()
 
@@ -134,14 +139,13 @@ def supervised_nt_xent(z: torch.Tensor, labels: torch.Tensor, temperature: float
     In the source's batches (K = 2) each item's one positive is the other member of its pair.
     """
     _check_embeddings(z, labels)
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+    checks.temperature(temperature)
     same = labels[:, None] == labels[None, :]
     not_self = ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)
     positive = same & not_self
     if not positive.any(1).all():
         raise ValueError("supervised_nt_xent needs at least 2 images of every class in the batch")
-    zn = F.normalize(z.float(), dim=1)
+    zn = F.normalize(at_least_float32(z), dim=1)
     logits = (zn @ zn.T / temperature).masked_fill(~not_self, float("-inf"))
     log_prob = logits.log_softmax(1).masked_fill(~positive, 0.0)
     return (-log_prob.sum(1) / positive.sum(1)).mean()

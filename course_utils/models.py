@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, conv1x1
 
+from course_utils import checks
+
 
 def _check_positive(**sizes: int) -> None:
     for name, value in sizes.items():
@@ -20,12 +22,10 @@ def _check_positive(**sizes: int) -> None:
 
 
 def _check_images(model: str, x: torch.Tensor, channels: int, size: int | None = None) -> None:
-    """Shape and dtype only: no values are read, so the check costs nothing on any device."""
-    if x.ndim != 4 or x.shape[1] != channels or (size is not None and x.shape[-2:] != (size, size)):
-        side = "H, W" if size is None else f"{size}, {size}"
-        raise ValueError(f"{model} expects (N, {channels}, {side}) images, got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise TypeError(f"{model} expects float images, got {x.dtype}; convert uint8 with course_utils.images.to_float")
+    """Float images in [0, 1] (0-255 floats train on nonsense) of the model's shape."""
+    if isinstance(x, torch.Tensor) and size is not None and (x.ndim != 4 or x.shape[1:] != (channels, size, size)):
+        raise ValueError(f"{model} expects (N, {channels}, {size}, {size}) images, got {tuple(x.shape)}")
+    checks.image_batch(x, model, channels)
 
 
 def _check_backbone(backbone: nn.Module) -> None:

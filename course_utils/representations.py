@@ -25,6 +25,8 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import normalize
 from torch import nn
 
+from course_utils import checks
+
 ArrayLike = np.ndarray | torch.Tensor
 
 __all__ = [
@@ -41,35 +43,8 @@ __all__ = [
 ]
 
 
-def _matrix(x: ArrayLike, name: str, min_rows: int = 1) -> np.ndarray:
-    """``x`` as a finite float (N, D) array (float32 stays float32: features are large, and
-    their matrix products twice as fast), or a ValueError/TypeError naming ``name``."""
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
-    elif not isinstance(x, np.ndarray):
-        raise TypeError(f"{name} must be a NumPy array or a torch tensor, got {type(x).__name__}")
-    if x.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D (N, D) matrix of features, got shape {x.shape}")
-    if len(x) < min_rows or x.shape[1] < 1:
-        raise ValueError(f"{name} needs at least {min_rows} rows and 1 column, got shape {x.shape}")
-    if not np.issubdtype(x.dtype, np.number) or not np.isfinite(x).all():
-        raise ValueError(f"{name} must hold finite numbers")
-    return x if x.dtype in (np.float32, np.float64) else x.astype(np.float64)
-
-
-def _labels(y: ArrayLike, name: str, n: int) -> np.ndarray:
-    """``y`` as an int64 vector of length ``n``."""
-    if isinstance(y, torch.Tensor):
-        y = y.detach().cpu().numpy()
-    elif not isinstance(y, np.ndarray):
-        raise TypeError(f"{name} must be a NumPy array or a torch tensor, got {type(y).__name__}")
-    if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"{name} must be {n} integer labels (one per row of the features), got {y.dtype} {y.shape}")
-    return y.astype(np.int64)
-
-
 def _torch(x: ArrayLike, name: str) -> torch.Tensor:
-    return torch.from_numpy(_matrix(x, name))
+    return torch.from_numpy(checks.features(x, name))
 
 
 def knn_predict(
@@ -83,16 +58,15 @@ def knn_predict(
     instance discrimination"; ``k=200``, ``tau=0.07`` there), so close neighbours
     dominate and a large ``k`` costs little. Ties go to the lowest class index.
     """
-    train_x, test_x = _matrix(train_x, "train_x"), _matrix(test_x, "test_x")
-    train_y = _labels(train_y, "train_y", len(train_x))
+    train_x, test_x = checks.features(train_x, "train_x"), checks.features(test_x, "test_x")
+    train_y = checks.labels(train_y, "train_y", len(train_x))
     if test_x.shape[1] != train_x.shape[1]:
         raise ValueError(f"test_x has {test_x.shape[1]} features but train_x has {train_x.shape[1]}")
-    if not 1 <= k <= len(train_x):
-        raise ValueError(f"k must be between 1 and the {len(train_x)} training rows, got {k}")
-    if temperature is not None and not temperature > 0:
-        raise ValueError(f"temperature must be > 0 or None, got {temperature}")
-    # scikit-learn passes cosine *distances* d = 1 - s to the weight function.
-    weights = "uniform" if temperature is None else (lambda d: np.exp((1 - d) / temperature))
+    k = checks.count("k", k, 1, len(train_x))
+    tau = None if temperature is None else checks.temperature(temperature)
+    # scikit-learn passes cosine *distances* d = 1 - s to the weight function; exp((s - s_max) / tau),
+    # the row's largest similarity taken out, is the same vote without overflow at small tau.
+    weights = "uniform" if tau is None else (lambda d: np.exp((d.min(axis=1, keepdims=True) - d) / tau))
     knn = KNeighborsClassifier(n_neighbors=k, metric="cosine", algorithm="brute", weights=weights)
     return knn.fit(train_x, train_y).predict(test_x)
 
@@ -109,14 +83,15 @@ def kmeans_scores(
     the clusters of ``fit_x`` themselves, which needs no labels at all.
     ``n_clusters`` defaults to the number of classes in ``test_y``.
     """
-    fit_x, test_x = _matrix(fit_x, "fit_x", min_rows=2), _matrix(test_x, "test_x")
-    test_y = _labels(test_y, "test_y", len(test_x))
+    fit_x, test_x = checks.features(fit_x, "fit_x", min_rows=2), checks.features(test_x, "test_x")
+    test_y = checks.labels(test_y, "test_y", len(test_x))
     if test_x.shape[1] != fit_x.shape[1]:
         raise ValueError(f"test_x has {test_x.shape[1]} features but fit_x has {fit_x.shape[1]}")
     n_clusters = len(np.unique(test_y)) if n_clusters is None else n_clusters
-    if not 2 <= n_clusters < len(fit_x):
-        raise ValueError(f"n_clusters must be between 2 and {len(fit_x) - 1} (rows of fit_x - 1), got {n_clusters}")
-    kmeans = KMeans(n_clusters=n_clusters, n_init=3, random_state=seed).fit(normalize(fit_x))
+    n_clusters = checks.count("n_clusters (default: the classes of test_y)", n_clusters, 2, len(fit_x) - 1)
+    kmeans = KMeans(n_clusters=n_clusters, n_init=3, random_state=checks.count("seed", seed, 0)).fit(normalize(fit_x))
+    if len(np.unique(kmeans.labels_)) < n_clusters:
+        raise ValueError(f"fit_x has fewer than {n_clusters} distinct directions: the features collapsed")
     clusters = kmeans.predict(normalize(test_x))
     return {
         "ari": float(adjusted_rand_score(test_y, clusters)),
@@ -133,11 +108,11 @@ def silhouette(x: ArrayLike, groups: ArrayLike, sample_size: int | None = 5_000,
     [-1, 1]. ``groups`` may be the classes (a labelled score) or clusters (label-free).
     At most ``sample_size`` random rows are scored (all of them for None): it is quadratic.
     """
-    x = _matrix(x, "x", min_rows=3)
-    groups = _labels(groups, "groups", len(x))
+    x = checks.features(x, "x", min_rows=3)
+    groups = checks.labels(groups, "groups", len(x))
     if not 2 <= len(np.unique(groups)) < len(x):
         raise ValueError(f"groups must split the {len(x)} rows into 2 to {len(x) - 1} groups")
-    size = None if sample_size is None or sample_size >= len(x) else sample_size
+    size = None if sample_size is None or checks.count("sample_size", sample_size, 2) >= len(x) else sample_size
     return float(silhouette_score(x, groups, metric="cosine", sample_size=size, random_state=seed))
 
 
@@ -146,6 +121,7 @@ def alignment(z1: ArrayLike, z2: ArrayLike, alpha: float = 2.0) -> float:
     ``||f(x) - f(y)||^alpha`` over the pairs (row i of ``z1`` with row i of ``z2``) of
     L2-normalised features. 0 when the two views of every image map to the same point;
     4 (for alpha = 2) when they are opposite. Lower is better."""
+    alpha = checks.number("alpha", alpha, 0, above=True)
     z1, z2 = _torch(z1, "z1"), _torch(z2, "z2")
     if z1.shape != z2.shape:
         raise ValueError(f"z1 and z2 must have the same shape (one row per pair), got {z1.shape} and {z2.shape}")
@@ -156,6 +132,7 @@ def uniformity(z: ArrayLike, t: float = 2.0) -> float:
     """Uniformity (Wang and Isola, 2020): ``log E exp(-t ||f(x) - f(y)||^2)`` over all
     pairs of distinct rows of L2-normalised features. 0 when every row is the same point
     (collapse); more negative the more evenly the rows spread over the sphere. Lower is better."""
+    t = checks.number("t", t, 0, above=True)
     z = F.normalize(_torch(z, "z"), dim=1)
     if len(z) < 2:
         raise ValueError(f"z needs at least 2 rows to form a pair, got {len(z)}")
@@ -169,6 +146,7 @@ def effective_rank(z: ArrayLike, eps: float = 1e-7) -> float:
     (N, D) feature matrix, uncentred as in the paper, ``eps = 1e-7`` as there.
     Between 1 (everything along one direction) and min(N, D) (all directions equally used).
     """
+    checks.number("eps", eps, 0)
     sigma = torch.linalg.svdvals(_torch(z, "z"))
     if sigma.sum() == 0:
         raise ValueError("z is all zeros: its singular values have no distribution")
@@ -179,7 +157,7 @@ def effective_rank(z: ArrayLike, eps: float = 1e-7) -> float:
 def variance_spectrum(z: ArrayLike) -> np.ndarray:
     """The share of the variance along each principal component of the rows, largest first
     (scikit-learn's PCA); its running sum says how many directions the features use."""
-    z = _matrix(z, "z", min_rows=2)
+    z = checks.features(z, "z", min_rows=2, varying=True)
     return PCA(svd_solver="full").fit(z).explained_variance_ratio_
 
 
@@ -201,11 +179,10 @@ def map_trustworthiness(features: ArrayLike, points: ArrayLike, n_neighbors: int
     1 when each point's ``n_neighbors`` nearest neighbours on the map are also among its
     nearest in the feature space (Euclidean distance in both), lower when the map invents
     neighbours. It says nothing about neighbours the map tore apart."""
-    features, points = _matrix(features, "features"), _matrix(points, "points")
+    features, points = checks.features(features, "features"), checks.features(points, "points")
     if points.shape != (len(features), 2):
         raise ValueError(f"points must be ({len(features)}, 2), one 2-D point per row of features, got {points.shape}")
-    if not 1 <= n_neighbors < len(features) / 2:
-        raise ValueError(f"n_neighbors must be between 1 and half the {len(features)} rows, got {n_neighbors}")
+    checks.count("n_neighbors (below half the rows)", n_neighbors, 1, (len(features) - 1) // 2)
     return float(trustworthiness(features, points, n_neighbors=n_neighbors))
 
 

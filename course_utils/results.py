@@ -14,9 +14,11 @@ from typing import Any
 
 import torch
 
+from course_utils import checks
 from course_utils.runtime import atomic_write, bfloat16_path, device, env_flag, profile, results_dir
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+HARDWARE_KEYS = {"cpu", "cores_used", "cores_available", "bfloat16"}
 
 
 def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
@@ -116,6 +118,13 @@ def save(
     A NaN or infinite number is stored as null, and ``nulls`` says which and why.
     """
     path = results_dir() / f"{check_name(notebook)}.json"
+    if not isinstance(metrics, dict):
+        raise TypeError(f"metrics must be a dict of name -> number, got {metrics!r}")
+    if not isinstance(sources, list | tuple) or not all(isinstance(source, str) for source in sources):
+        raise TypeError(f"sources must be a list of strings (each dataset's source), got {sources!r}")
+    checks.number("wall_seconds", wall_seconds, 0)
+    if not isinstance(config, dict | None):
+        raise TypeError(f"config must be a dict of settings or None, got {config!r}")
     nulls: dict[str, str] = {}
     record = {
         "notebook": notebook,
@@ -142,9 +151,27 @@ def read(path: Path) -> dict[str, Any]:
         record = json.loads(Path(path).read_text())
     except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
         raise ValueError(f"{path} is not a readable results file ({error}); run its notebook again") from error
+    except OSError as error:  # a folder where the file should be, no permission
+        raise ValueError(f"cannot read the results file {path} ({error.strerror or error})") from error
     if not isinstance(record, dict) or not isinstance(record.get("metrics"), dict):
         raise ValueError(f"{path} is not a results file: expected a JSON object with 'metrics'; run its notebook again")
+    nulls, hardware = record.get("nulls", {}), record.get("hardware", "")
+    forms = {
+        "datasets": _strings(record.get("datasets", [])),
+        "nulls": isinstance(nulls, dict) and _strings(list(nulls.values())),
+        "hardware": isinstance(hardware, str) or (isinstance(hardware, dict) and HARDWARE_KEYS <= hardware.keys()),
+        "profile": isinstance(record.get("profile", ""), str),
+        "finished": isinstance(record.get("finished", ""), str),
+        "wall_seconds": isinstance(record.get("wall_seconds"), int | float | None),
+    }
+    wrong = [name for name, right in forms.items() if not right]
+    if wrong:
+        raise ValueError(f"{path}: {', '.join(wrong)} not in the form save() writes; run its notebook again")
     return record
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
 def load(notebook: str) -> dict[str, Any] | None:

@@ -163,12 +163,13 @@ def atomic_write(path: Path, mode: str = "wb") -> Iterator[IO]:
     """Write ``path`` through a temporary file in the same folder that replaces it only
     when the block finishes: a crash never leaves half a file behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(mode, dir=path.parent, suffix=".tmp", delete=False) as f:
-        try:
+    f = tempfile.NamedTemporaryFile(mode, dir=path.parent, suffix=".tmp", delete=False)
+    try:
+        with f:
             yield f
-        except BaseException:
-            f.close()
+        os.chmod(f.name, 0o644)  # NamedTemporaryFile creates owner-only files
+        os.replace(f.name, path)
+    except BaseException:  # a full disk, a folder where the file goes: no stray temporary file either
+        if os.path.exists(f.name):
             os.unlink(f.name)
-            raise
-    os.chmod(f.name, 0o644)  # NamedTemporaryFile creates owner-only files
-    os.replace(f.name, path)
+        raise

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 
 import torch
 
+from course_utils import checks
+
 
 class ClassBalancedBatches:
     """Batches of ``classes_per_batch`` (P) classes x ``per_class`` (K) images.
@@ -42,8 +44,8 @@ class ClassBalancedBatches:
             )
         if (labels < 0).any():
             raise ValueError("labels must be class indices >= 0; unlabeled (-1) items cannot be balanced by class")
-        if classes_per_batch < 1 or per_class < 1:
-            raise ValueError(f"classes_per_batch and per_class must be >= 1, got {classes_per_batch} and {per_class}")
+        checks.count("classes_per_batch", classes_per_batch), checks.count("per_class", per_class)
+        checks.count("seed", seed, 0)
         self.classes = torch.unique(labels)
         self.members = [torch.nonzero(labels == c).flatten() for c in self.classes]
         if classes_per_batch > len(self.classes):

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from course_utils import checks
 from course_utils.checkpoints import History
 from course_utils.images import to_float
 from course_utils.runtime import mixed_precision
@@ -46,8 +47,7 @@ class ShuffledBatches:
     """
 
     def __init__(self, num_items: int, batch_size: int, seed: int = 0):
-        if num_items < 1 or batch_size < 1:
-            raise ValueError(f"need at least one item and a batch of at least one, got {num_items} and {batch_size}")
+        checks.count("num_items", num_items), checks.count("batch_size", batch_size), checks.count("seed", seed, 0)
         self.num_items = num_items
         self.batch_size = min(batch_size, num_items)
         self.generator = torch.Generator().manual_seed(seed)
@@ -81,13 +81,15 @@ class BestEpoch:
             self.state = copy.deepcopy(model.state_dict())
 
     def restore(self, model: nn.Module, history: History) -> History:
+        if self.state is None:
+            raise ValueError(f"no epoch to restore: {self.epochs_seen} epochs scored, none with a number (NaN?)")
         model.load_state_dict(self.state)
         return {**history, "best_epoch": [float(self.epoch)]}
 
 
 def _check_length(epochs: int, batches: BatchOrder) -> None:
-    if epochs < 1 or len(batches) < 1:
-        raise ValueError(f"training needs at least one epoch of at least one batch, got {epochs} x {len(batches)}")
+    if checks.count("epochs", epochs) and len(batches) < 1:
+        raise ValueError(f"training needs at least one batch an epoch, got {len(batches)}")
 
 
 def _device_of(model: nn.Module) -> torch.device:
@@ -192,6 +194,7 @@ def warmup_cosine(
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """Learning rate rising linearly over ``warmup_steps``, then following a cosine
     from its full value down to ``final_fraction`` of it at ``total_steps``."""
+    checks.count("total_steps", total_steps)
 
     def factor(step: int) -> float:
         cosine = 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
@@ -221,8 +224,8 @@ def fit(
     _check_length(epochs, batches)
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-    if not lr > 0 or weight_decay < 0:
-        raise ValueError(f"need lr > 0 and weight_decay >= 0, got {lr} and {weight_decay}")
+    checks.number("lr", lr, 0, above=True), checks.number("weight_decay", weight_decay, 0)
+    checks.count("warmup_steps", warmup_steps, 0), checks.number("final_lr_fraction", final_lr_fraction, 0, 1)
     parameters = [p for p in model.parameters() if p.requires_grad]
     opt = OPTIMIZERS[optimizer](parameters, lr=lr, weight_decay=weight_decay)
     scheduler = warmup_cosine(opt, epochs * len(batches), warmup_steps, final_lr_fraction)
@@ -235,6 +238,7 @@ def evaluate_loss(
 ) -> dict[str, float]:
     """Mean cross-entropy (``val_loss``) and accuracy (``val_accuracy``) of ``model`` on uint8
     images or float features, in eval mode (the mode is restored afterwards)."""
+    checks.same_length(inputs=inputs, targets=targets), checks.count("batch_size", batch_size)
     was_training = model.training
     model.eval()
     device = _device_of(model)
@@ -273,6 +277,9 @@ def fit_classifier(
     set) the history gains ``val_accuracy`` per epoch, and the model ends with the weights
     of the epoch that scored best there (:class:`BestEpoch`; ``best_epoch`` in the history).
     """
+    checks.labels(targets, "targets", len(images))
+    if validation is not None:
+        checks.labels(validation[1], "validation targets", len(validation[0]))
     step = supervised_step(images, targets, augment)
     batches = ShuffledBatches(len(images), batch_size, seed)
     best = BestEpoch()

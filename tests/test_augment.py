@@ -118,7 +118,7 @@ def test_augmentations_reject_an_empty_batch_and_odd_channel_counts(batch):
         with pytest.raises(ValueError, match="1 .* or 3 .* channels, got 4"):
             colour_op(rgba)
     assert ViewAugment(size=8, jitter_p=0, grayscale_p=0)(rgba).shape == (2, 4, 8, 8), "crops work on any channels"
-    with pytest.raises(TypeError, match="uint8 or float"):
+    with pytest.raises(TypeError, match="expects float images, got torch.int64"):
         ViewAugment(size=16)(batch.long())
     with pytest.raises(TypeError, match="float images, got torch.uint8; convert uint8 with .*to_float"):
         color_jitter(torch.zeros(2, 3, 16, 16, dtype=torch.uint8))

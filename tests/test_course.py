@@ -277,10 +277,11 @@ def test_status_lists_results_and_checkpoints_per_notebook(isolated, capsys):
     assert lines[:3] == [
         "01_base",
         "  results:     cpu 2026-11-25 (01_base.json); smoke 2026-11-24 (01_base.json)",
-        "  checkpoints: smoke: fashion_supervised-bbbbbbbbbbbb.pt; cpu: fashion_supervised-0123456789ab.pt",
-    ]
+        "  checkpoints: smoke: DAMAGED fashion_supervised-bbbbbbbbbbbb.pt; "
+        "cpu: DAMAGED fashion_supervised-0123456789ab.pt",
+    ]  # 0-byte files are not cached models
     assert lines[4].startswith(f"  results:     DAMAGED {isolated / 'results' / '02_simsiam.json'}")
-    assert lines[5] == "  checkpoints: cpu: simsiam_fashion-aaaaaaaaaaaa.pt"
+    assert lines[5] == "  checkpoints: cpu: DAMAGED simsiam_fashion-aaaaaaaaaaaa.pt"
     assert lines[6:] == [
         "06_eval",
         "  results:     none",

@@ -29,6 +29,8 @@ def _tiny_data(per_class: int = 4) -> MetricData:
 def _changed(value):
     if isinstance(value, bool):
         return not value
+    if isinstance(value, float) and value < 1:
+        return value / 2  # fractions stay fractions
     if isinstance(value, int | float):
         return value + 1
     if isinstance(value, str):
@@ -54,7 +56,7 @@ def test_default_knows_every_objective_and_refuses_others():
         MetricRecipe.default(objective="arcface")
     with pytest.raises(ValueError, match="per_class >= 2"):
         _tiny("nt_xent", per_class=1)
-    with pytest.raises(ValueError, match="margin must be > 0"):
+    with pytest.raises(ValueError, match="margin must be a finite number > 0"):
         _tiny(margin=0.0)
 
 

@@ -132,7 +132,7 @@ def test_data_given_is_used_instead_of_loading(isolated):
 
 
 def test_a_setting_that_cannot_be_stored_fails_when_the_recipe_is_made():
-    with pytest.raises(TypeError, match="setting width"):
+    with pytest.raises(TypeError, match="width"):
         ToyRecipe(width=torch.tensor(3))
 
 

@@ -53,7 +53,7 @@ def test_knn_rejects_bad_input():
     with pytest.raises(ValueError, match="2-D"):
         knn_predict(np.ones(3), y, x, k=1)
     with pytest.raises(TypeError, match="train_x"):
-        knn_predict([[1.0]], y, x, k=1)
+        knn_predict("features", y, x, k=1)
 
 
 def test_kmeans_scores_hand_worked_contingency_table():

@@ -203,7 +203,7 @@ def _changed(value):
     if isinstance(value, int):
         return value + 1
     if isinstance(value, float):
-        return value + 1.0
+        return value / 2 if 0 < value < 1 else value + 1.0  # dropout stays a fraction
     if isinstance(value, tuple):
         return (*value, 8)
     if value is None:

@@ -68,7 +68,7 @@ def test_impossible_settings_are_named():
         ClassBalancedBatches(labels, 2, 4)
     with pytest.raises(ValueError, match="classes_per_batch=4 but the labels hold only 3 classes"):
         ClassBalancedBatches(labels, 4, 2)
-    with pytest.raises(ValueError, match="must be >= 1"):
+    with pytest.raises(ValueError, match="must be an int >= 1"):
         ClassBalancedBatches(labels, 0, 2)
     with pytest.raises(TypeError, match="1-D integer tensor"):
         ClassBalancedBatches(labels.float(), 2, 2)

@@ -106,7 +106,7 @@ def test_shuffled_batches_cover_every_item_once_per_epoch_and_drop_the_rest():
 @pytest.mark.parametrize("epochs", [0, -1])
 def test_training_refuses_zero_epochs(epochs):
     model = _model()
-    with pytest.raises(ValueError, match="at least one epoch"):
+    with pytest.raises(ValueError, match="epochs must be an int >= 1"):
         train(model, lambda m, i: torch.zeros(()), ShuffledBatches(8, 4), epochs=epochs,
               optimizer=torch.optim.SGD(model.parameters(), lr=0.1))  # fmt: skip
 
@@ -124,7 +124,7 @@ def test_a_loss_that_stops_being_finite_stops_training_with_a_clear_error():
 
 @pytest.mark.parametrize("epochs", [0, -2])
 def test_fit_classifier_refuses_zero_epochs_before_building_a_schedule(epochs):
-    with pytest.raises(ValueError, match="at least one epoch"):
+    with pytest.raises(ValueError, match="epochs must be an int >= 1"):
         fit_classifier(torch.nn.Linear(2, 2), torch.randn(8, 2), torch.arange(8) % 2, epochs=epochs, batch_size=4,
                        lr=0.1)  # fmt: skip
 
@@ -134,7 +134,7 @@ def test_fit_checks_its_optimiser_and_learning_rate():
     step = supervised_step(torch.randn(8, 2), torch.arange(8) % 2)
     with pytest.raises(ValueError, match="unknown optimizer 'sgd'"):
         fit(model, step, ShuffledBatches(8, 4), epochs=1, lr=0.1, optimizer="sgd")
-    with pytest.raises(ValueError, match="lr > 0"):
+    with pytest.raises(ValueError, match="lr must be a finite number > 0"):
         fit(model, step, ShuffledBatches(8, 4), epochs=1, lr=0.0)
 
 

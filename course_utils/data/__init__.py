@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from course_utils import checks
 from course_utils.runtime import data_dir as default_data_dir
 from course_utils.runtime import profile
 
@@ -211,8 +212,7 @@ def load_dataset(
 
 def first_k(dataset: ImageDataset, k: int) -> ImageDataset:
     """The first ``k`` items, in file order (the FashionMNIST source uses ``k=1000``)."""
-    if not 0 < k <= len(dataset):
-        raise ValueError(f"first_k needs 0 < k <= {len(dataset)}, got {k}")
+    k = checks.count("k (first_k)", k, 1, len(dataset))
     return dataset.subset(torch.arange(k), f"first {k}")
 
 
@@ -223,8 +223,7 @@ def hold_out(dataset: ImageDataset, k: int, seed: int = 0, after: int = 0) -> tu
     Returns ``(rest, held_out)``, both in file order. Training, tuning and the choice of
     an epoch use these two; the test split is left for the final numbers only.
     """
-    if not 0 <= after < len(dataset):
-        raise ValueError(f"after must lie in 0..{len(dataset) - 1}, got {after}")
+    checks.count("after", after, 0, len(dataset) - 1)
     chosen = _per_class_indices(dataset.targets[after:], dataset.classes, k, seed) + after
     keep = torch.ones(len(dataset), dtype=torch.bool)
     keep[chosen] = False
@@ -240,10 +239,11 @@ def per_class(dataset: ImageDataset, k: int, seed: int = 0) -> ImageDataset:
 
 def _per_class_indices(labels: torch.Tensor, classes: list[str], k: int, seed: int) -> torch.Tensor:
     """Ascending indices of ``k`` random items of every class (a seeded draw)."""
+    k, seed = checks.count("k (items per class)", k), checks.count("seed", seed, 0, 2**63 - 1)
     if (labels < 0).any():
         raise ValueError("per_class needs a labelled dataset; this one has unlabeled (-1) targets")
     counts = torch.bincount(labels, minlength=len(classes))
-    if k < 1 or k > counts.min():
+    if k > counts.min():
         smallest = int(counts.argmin())
         raise ValueError(f"asked for {k} per class, but class {classes[smallest]!r} has only {int(counts[smallest])}")
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))

@@ -25,10 +25,26 @@ from typing import Any, ClassVar, Union, get_args, get_origin, get_type_hints
 
 from torch import nn
 
-from course_utils.checkpoints import CheckpointError, History, cached, load_checkpoint, plain
+from course_utils import checks
+from course_utils.checkpoints import CheckpointError, History, cached, data_fingerprint, load_checkpoint, plain
 from course_utils.runtime import checkpoint_dir, device, seed_everything
 
-__all__ = ["Recipe", "families"]
+__all__ = ["LIMITS", "Recipe", "families"]
+
+# Inclusive (low, high) bounds of the recipe fields that may be 0 or must stay below a limit;
+# every other int field must be >= 1 and every other float field > 0 (see checks.fields).
+LIMITS: dict[str, tuple[float | None, float | None]] = {
+    "seed": (0, 2**32 - 1),  # NumPy's seeds
+    "subset_seed": (0, 2**32 - 1),
+    "warmup_steps": (0, None),
+    "patience": (0, None),
+    "weight_decay": (0, None),
+    "final_lr_fraction": (0, 1),
+    "dropout": (0, 1),
+    "val_fraction": (0, 1),
+    "forget_bias": (None, None),
+    "temperature": (checks.MIN_TEMPERATURE, None),
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,6 +60,7 @@ class Recipe:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        checks.fields(self, LIMITS)
         plain(self.settings())  # every setting must be storable: fail now, not after training
 
     def settings(self) -> dict[str, Any]:
@@ -91,17 +108,40 @@ class Recipe:
 
     def pretrained(self, data: Any = None, *, validate=None, retrain: bool | None = None) -> tuple[nn.Module, History]:
         """The trained model and its history: from the checkpoint cache when one was
-        trained with exactly these settings, else trained now (``data`` defaults to
-        :meth:`load_data`; ``validate(model)`` may log metrics after each epoch).
-        The model is on :func:`~course_utils.runtime.device` on both paths."""
+        trained with exactly these settings on the same data, else trained now (``data``
+        defaults to :meth:`load_data`; ``validate(model)`` may log metrics after each epoch).
+        The model is on :func:`~course_utils.runtime.device` on both paths.
+
+        The checkpoint records a fingerprint of the data it was trained on
+        (:func:`~course_utils.checkpoints.data_fingerprint`); other data handed in trains
+        again. Without ``data``, a checkpoint trained on :meth:`load_data` is reused unread,
+        one trained on data handed in only after comparing it with :meth:`load_data`."""
         seed_everything(self.seed)
         model = self.build().to(device())
+        loaded: list[Any] = []  # load_data() at most once
+
+        def training_data() -> Any:
+            if data is not None:
+                return data
+            if not loaded:
+                loaded.append(self.load_data())
+            return loaded[0]
+
+        def same_data(record: dict[str, Any]) -> bool:
+            stored = record.get("data")  # absent in checkpoints written before fingerprints
+            return stored is None or (data is None and stored["loaded"]) or (
+                stored["fingerprint"] == data_fingerprint(training_data())
+            )  # fmt: skip
 
         def train_fn() -> History:
             print(f"Training {self.checkpoint_name()} ({self.notebook}): {self.cost()}")
-            return self.fit(model, self.load_data() if data is None else data, validate)
+            return self.fit(model, training_data(), validate)
 
-        history = cached(self.checkpoint_name(), self.settings(), model, train_fn, retrain=retrain)
+        def data_record() -> dict[str, Any]:
+            return {"data": {"fingerprint": data_fingerprint(training_data()), "loaded": data is None}}
+
+        history = cached(self.checkpoint_name(), self.settings(), model, train_fn, retrain=retrain, accept=same_data,
+                         extra=data_record)  # fmt: skip
         return model, history
 
 

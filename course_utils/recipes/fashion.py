@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from course_utils import checks
 from course_utils.augment import ViewAugment
 from course_utils.checkpoints import History
 from course_utils.data import ImageDataset, first_k, hold_out, load_dataset, per_class
@@ -63,12 +64,10 @@ class FashionSupervised(Recipe):
     augment: ViewAugment | None = FASHION_TRAIN_VIEWS
 
     def __post_init__(self) -> None:
-        if self.labels < 1 or self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"labels, epochs and batch_size must be >= 1, got {self}")
+        super().__post_init__()
         if self.balanced and self.labels % 10:
             raise ValueError(f"balanced subsets take labels // 10 of every class: labels must be a multiple of 10, "
                              f"got {self.labels}")  # fmt: skip
-        super().__post_init__()
 
     @classmethod
     def all_labels(cls) -> FashionSupervised:
@@ -111,6 +110,7 @@ class FashionSupervised(Recipe):
     def fit(self, model: nn.Module, data: tuple[ImageDataset, ImageDataset], validate=None) -> History:
         """``data`` is (labelled images, validation set)."""
         labelled, validation = data
+        checks.setting_matches("labels", self.labels, labelled)
         return fit_classifier(
             model, labelled.images, labelled.targets, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
             augment=self.augment, validation=(validation.images, validation.targets), seed=self.seed,

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_utils import checks
 from course_utils.augment import ViewAugment
 from course_utils.checkpoints import History
 from course_utils.data import load_dataset
@@ -69,6 +70,7 @@ def mnist_subset(size: int = 3000, val_fraction: float = 0.1, seed: int = 0) -> 
     The source draws 3,000 images at random (``SubsetRandomSampler``); drawing the
     same number of every digit keeps the class-balanced batches from repeating images.
     """
+    checks.count("size", size), checks.number("val_fraction", val_fraction, 0, 1), checks.count("seed", seed, 0)
     train_set = load_dataset("mnist", "train")
     classes = len(train_set.classes)
     if size % classes or not 0 < size <= len(train_set):
@@ -182,20 +184,13 @@ class MetricRecipe(Recipe):
     knn_k: int = 5
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.objective not in OBJECTIVES:
             raise ValueError(f"unknown objective {self.objective!r}; choose one of {', '.join(OBJECTIVES)}")
-        for field in ("dim", "classes_per_batch", "per_class", "epochs", "width", "stem_stride", "knn_k"):
-            value = getattr(self, field)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{field} must be a positive int, got {value!r}")
         if self.per_class < 2 and self.objective in ("pairs", "triplets", "triplets_hard", "nt_xent"):
             raise ValueError(
                 f"{self.objective} needs per_class >= 2 (a positive for every image), got {self.per_class}"
             )
-        for field in ("margin", "temperature", "lr"):
-            if not getattr(self, field) > 0:
-                raise ValueError(f"{field} must be > 0, got {getattr(self, field)!r}")
-        super().__post_init__()
 
     @classmethod
     def default(cls, *, objective: str, dim: int = 32, **changes: Any) -> MetricRecipe:

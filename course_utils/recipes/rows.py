@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_utils import checks
 from course_utils.checkpoints import History
 from course_utils.data import load_dataset
 from course_utils.recipes import Recipe
@@ -59,8 +60,7 @@ def image_to_rows(images: torch.Tensor, layout: str = "interleaved") -> torch.Te
     (what the source's ``permute(0, 2, 3, 1)`` and ``reshape`` compute); ``planar`` puts the
     whole red row first, then the green row, then the blue row.
     """
-    if not isinstance(images, torch.Tensor) or images.ndim != 4:
-        raise ValueError(f"images must be a tensor (N, C, H, W), got {getattr(images, 'shape', type(images))}")
+    checks.image_batch(images, "image_to_rows", floats=False)
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
     n, _, h, _ = images.shape
@@ -105,6 +105,7 @@ class RowClassifier(nn.Module):
         if layout not in LAYOUTS:
             raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
         channels, _, width = image_shape
+        checks.count("image channels", channels, 1, len(CIFAR10_MEAN))
         self.layout = layout
         self.register_buffer("mean", torch.tensor(CIFAR10_MEAN[:channels]).view(1, channels, 1, 1))
         self.register_buffer("std", torch.tensor(CIFAR10_STD[:channels]).view(1, channels, 1, 1))
@@ -126,10 +127,13 @@ class RowClassifier(nn.Module):
 
     def forward_rows(self, rows: torch.Tensor) -> torch.Tensor:
         """Rows (N, T, C * W) -> class scores (N, num_classes), from the output after the last row."""
+        if rows.ndim != 3 or rows.shape[-1] != self.recurrent.input_size:
+            raise ValueError(f"rows must be (N, T, {self.recurrent.input_size}), got {tuple(rows.shape)}")
         outputs, _ = self.recurrent(rows)
         return self.head(outputs[:, -1])
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        checks.image_batch(images, "RowClassifier", channels=self.mean.shape[1])
         return self.forward_rows(self.rows(images))
 
 
@@ -139,6 +143,7 @@ class SmallCNN(nn.Module):
 
     def __init__(self, width: int = 32, num_classes: int = 10, in_channels: int = 3):
         super().__init__()
+        checks.count("in_channels", in_channels, 1, len(CIFAR10_MEAN)), checks.count("width", width)
         self.register_buffer("mean", torch.tensor(CIFAR10_MEAN[:in_channels]).view(1, in_channels, 1, 1))
         self.register_buffer("std", torch.tensor(CIFAR10_STD[:in_channels]).view(1, in_channels, 1, 1))
         layers: list[nn.Module] = []
@@ -149,6 +154,7 @@ class SmallCNN(nn.Module):
         self.classifier = nn.Linear(4 * width, num_classes)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        checks.image_batch(images, "SmallCNN", channels=self.mean.shape[1])
         x = (images - self.mean) / self.std
         if x.device.type != "mps":  # channels-last is faster on CPUs and CUDA, slower on MPS (see ResNet18Backbone)
             x = x.contiguous(memory_format=torch.channels_last)
@@ -172,15 +178,10 @@ def split_train_val(
     ``train_size`` of the rest (all of them when None) for training.
 
     Returns ``(train_images, train_targets, val_images, val_targets)``; no item is in both."""
-    n = len(images)
-    if len(targets) != n:
-        raise ValueError(f"images and targets differ in length: {n} vs {len(targets)}")
-    if not 0 < val_size < n:
-        raise ValueError(f"val_size must be between 1 and {n - 1}, got {val_size}")
-    available = n - val_size
-    train_size = available if train_size is None else train_size
-    if not 0 < train_size <= available:
-        raise ValueError(f"train_size must be between 1 and {available} (after {val_size} for validation)")
+    n = checks.same_length(images=images, targets=targets)
+    available = n - checks.count("val_size", val_size, 1, n - 1)
+    train_size = available if train_size is None else checks.count("train_size", train_size, 1, available)
+    checks.count("seed", seed, 0)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     val, rest = order[:val_size], order[val_size : val_size + train_size]
     return images[rest], targets[rest], images[val], targets[val]
@@ -241,6 +242,7 @@ def step_gradient_norms(model: RowClassifier, rows: torch.Tensor, targets: torch
 
     The model is evaluated in eval mode (no dropout, BatchNorm with its running statistics)
     and in float32."""
+    checks.same_length(rows=rows, targets=targets)
     was_training = model.training
     model.eval()
     rows = rows.detach().clone().requires_grad_(True)
@@ -308,9 +310,10 @@ class RowRecipe(_PlateauTraining, Recipe):
     batch_size: int = 64
 
     def __post_init__(self) -> None:
-        if self.cell not in CELLS:
-            raise ValueError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
         super().__post_init__()
+        if self.cell not in CELLS or self.layout not in LAYOUTS:
+            raise ValueError(f"cell {self.cell!r} or layout {self.layout!r} unknown; choose a cell of "
+                             f"{', '.join(CELLS)} and a layout of {', '.join(LAYOUTS)}")  # fmt: skip
 
     @classmethod
     def default(cls, cell: str = "lstm") -> RowRecipe:
@@ -400,6 +403,9 @@ def plot_step_gradients(norms: dict[str, dict[str, torch.Tensor]]) -> plt.Figure
 def plot_step(image: torch.Tensor, step: int) -> plt.Figure:
     """What time step ``step`` sees of a uint8 image (3, H, W): the image with that row
     marked, and the row's 3 x W values in both layouts, coloured by channel."""
+    if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] != 3:
+        raise ValueError(f"plot_step expects one uint8 image (3, H, W), got {image.dtype} {tuple(image.shape)}")
+    checks.count("step (a row of the image)", step, 0, image.shape[1] - 1)
     rows = {layout: image_to_rows(image[None].float(), layout)[0, step] for layout in LAYOUTS}
     channel_of = {
         "interleaved": torch.arange(rows["interleaved"].numel()) % 3,

@@ -9,6 +9,7 @@ from functools import partial
 import torch
 from torch import nn
 
+from course_utils import checks
 from course_utils.augment import ViewAugment
 from course_utils.checkpoints import History
 from course_utils.data import ImageDataset, hold_out, load_dataset, per_class
@@ -16,7 +17,7 @@ from course_utils.evaluate import positive_ranks
 from course_utils.images import resize
 from course_utils.losses import nt_xent
 from course_utils.models import Classifier, ResNet18Backbone, SimCLR
-from course_utils.recipes import Recipe
+from course_utils.recipes import LIMITS, Recipe
 from course_utils.runtime import pick, profile
 from course_utils.train import fit_classifier, fit_two_view
 
@@ -38,6 +39,7 @@ class Encoder:
     stem_stride: int
 
     def __post_init__(self) -> None:
+        checks.fields(self, LIMITS)
         if self.dataset not in SIMCLR_DATASETS:
             raise ValueError(f"dataset must be one of {', '.join(SIMCLR_DATASETS)}, got {self.dataset!r}")
 
@@ -117,6 +119,7 @@ class SimCLRRecipe(Recipe):
         return split.images[order[: self.images]]
 
     def fit(self, model: nn.Module, data: torch.Tensor, validate=None) -> History:
+        checks.setting_matches("images", self.images, data)
         return fit_two_view(
             model, data, self.augment, partial(nt_xent, temperature=self.temperature), metrics_fn=positive_ranks,
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
@@ -187,6 +190,7 @@ class ScratchRecipe(Recipe):
     def fit(self, model: nn.Module, data: tuple[ImageDataset, ImageDataset], validate=None) -> History:
         """``data`` is (labelled images, validation set)."""
         labelled, validation = data
+        checks.setting_matches("labels_per_class x classes", self.labels_per_class * len(labelled.classes), labelled)
         size = self.encoder.image_size
         return fit_classifier(
             model, resize(labelled.images, size), labelled.targets, epochs=self.epochs,

@@ -7,6 +7,7 @@ from functools import partial
 
 import torch
 
+from course_utils import checks
 from course_utils.augment import ViewAugment
 from course_utils.checkpoints import History
 from course_utils.data import load_dataset
@@ -55,6 +56,7 @@ class SimSiamRecipe(Recipe):
         return pool.images[: self.images]
 
     def fit(self, model: SimSiam, data: torch.Tensor, validate=None) -> History:
+        checks.setting_matches("images", self.images, data)
         loss = partial(simsiam_loss, stop_gradient=self.stop_gradient)
         return fit_two_view(
             model, data, self.augment, loss, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
