@@ -409,7 +409,7 @@ def test_table_names_a_results_file_of_an_unexpected_form(isolated, capsys, fiel
     write_result(isolated / "results", "01_demo", **fields)
     (isolated / "README.md").write_text(f"{course.BEGIN}\nold table\n{course.END}\n")
     with pytest.raises(course.CourseError, match=f"01_demo.json: {message}"):
-        course.table(check=False, folder=isolated / "results", page=isolated / "RESULTS.md")
+        course.table(check=False, folder=isolated / "results", page=isolated / "README.md")
     assert "old table" in (isolated / "README.md").read_text()
 
 
