@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from course_utils.runtime import atomic_write, checkpoint_dir, ensure_writable, retrain_requested
+from course_utils.runtime import atomic_write, checkpoint_dir, checkpoint_file, ensure_writable, retrain_requested
 
 History = dict[str, list[float]]
 FORMAT = 2
@@ -138,14 +138,19 @@ def cached(
 ) -> History:
     """Load ``<folder>/<name>.pt`` into ``model`` if it was trained with exactly
     ``settings``; otherwise call ``train_fn()`` and save the result. Returns the history.
+    ``folder`` defaults to the profile's (:func:`~course_utils.runtime.checkpoint_file` finds
+    a checkpoint that an earlier run wrote under the profile's old name; training saves under the new one).
 
     The settings and the folder are checked *before* training, so that a finished run
     is never lost to a setting that cannot be stored or a folder that cannot be written.
     ``retrain=True`` (or ``COURSE_RETRAIN=1``) always trains. The model stays on its device.
     """
     stored = plain(settings)
-    folder = Path(folder) if folder is not None else checkpoint_dir()
-    path = folder / f"{name}.pt"
+    if folder is None:
+        folder, path = checkpoint_dir(), checkpoint_file(name)
+    else:
+        folder = Path(folder)
+        path = folder / f"{name}.pt"
     if retrain is None:
         retrain = retrain_requested()
     if path.exists() and not retrain:
@@ -157,5 +162,5 @@ def cached(
         print(f"{path} was trained with other settings; training again")
     _check_writable(folder)
     history = plain_history(train_fn())
-    save_checkpoint(path, model, stored, history)
+    save_checkpoint(folder / f"{name}.pt", model, stored, history)
     return history

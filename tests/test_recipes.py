@@ -150,7 +150,7 @@ def test_profiles_pick_the_recipes(monkeypatch):
 
 
 def test_fashion_label_counts_get_their_batches_and_the_sweep_three_seeds(monkeypatch):
-    monkeypatch.setenv("COURSE_PROFILE", "cpu")
+    monkeypatch.setenv("COURSE_PROFILE", "laptop")
     sweep = FashionSupervised.sweep()
     assert list(sweep) == [10, 100, 1000]
     assert [[r.seed for r in runs] for runs in sweep.values()] == [[0, 1, 2]] * 3

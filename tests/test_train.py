@@ -190,7 +190,7 @@ def test_fit_classifier_shrinks_a_batch_larger_than_the_data():
 def test_steps_run_the_model_in_bfloat16_only_on_native_hardware_and_the_loss_in_float32(
     monkeypatch, hardware, setting, expected
 ):
-    monkeypatch.setattr(runtime, "_native_bfloat16", lambda device_type: hardware)
+    monkeypatch.setattr(runtime, "native_precision", lambda device_type: torch.bfloat16 if hardware else torch.float32)
     monkeypatch.setenv("COURSE_BF16", setting)
     seen = {}
 
