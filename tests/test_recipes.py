@@ -270,7 +270,7 @@ def test_plan_says_profile_device_precision_what_trains_and_the_measured_time(is
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"profile laptop, device cpu, precision {describe_precision(torch.device('cpu'))}"
     assert lines[1:] == [
-        "to train: 2 of 3 recipes (the others are in the checkpoint cache)",
+        "to train: 2 of 3 recipes (1 found in the checkpoint cache)",
         "  2 x a toy",
         "expected time: not measured yet in the laptop profile",
     ]
@@ -279,6 +279,6 @@ def test_plan_says_profile_device_precision_what_trains_and_the_measured_time(is
     (isolated / "results" / "01_demo.json").write_text(json.dumps(record))
     recipes.plan("01_demo", ToyRecipe(lr=0.5))
     assert capsys.readouterr().out.splitlines()[1:] == [
-        "to train: 0 of 1 recipes (the others are in the checkpoint cache)",
-        "expected time: about 6 min with nothing cached, as measured on AMD EPYC, 2 cores",
+        "to train: 0 of 1 recipes (1 found in the checkpoint cache)",
+        "expected time: about 6 min, as this profile's last recorded run took on AMD EPYC, 2 cores",
     ]

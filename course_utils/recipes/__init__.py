@@ -156,7 +156,8 @@ def plan(results_name: str, *recipes: Recipe | Iterable[Any] | Mapping[Any, Any]
     chosen = _flatten(recipes)
     to_train = [recipe for recipe in chosen if not recipe.is_cached()]
     print(f"profile {profile()}, device {here}, precision {describe_precision(here)}")
-    print(f"to train: {len(to_train)} of {len(chosen)} recipes (the others are in the checkpoint cache)")
+    cached_count = len(chosen) - len(to_train)
+    print(f"to train: {len(to_train)} of {len(chosen)} recipes ({cached_count} found in the checkpoint cache)")
     for cost, count in Counter(recipe.cost() for recipe in to_train).items():
         print(f"  {count} x {cost}")
     record = results.load(results_name)
@@ -165,6 +166,6 @@ def plan(results_name: str, *recipes: Recipe | Iterable[Any] | Mapping[Any, Any]
         return
     hardware = record.get("hardware", "not recorded")
     minutes, measured_on = record["wall_seconds"] / 60, results.describe_hardware(hardware)
-    print(f"expected time: about {minutes:.0f} min with nothing cached, as measured on {measured_on}")
+    print(f"expected time: about {minutes:.0f} min, as this profile's last recorded run took on {measured_on}")
     if here.type != "cpu" and not (isinstance(hardware, dict) and hardware.get("gpu")):
         print(f"  (that was on a CPU; on {here.type} expect less, not measured yet)")
