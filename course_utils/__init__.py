@@ -1,6 +1,6 @@
 """Helpers for the contrastive-learning course; the notebooks import them from here.
 
-Modules: ``runtime`` (profiles, devices, seeds, folders, bfloat16), ``data`` (datasets in
+Modules: ``runtime`` (profiles, devices, precision, seeds, folders), ``data`` (datasets in
 memory), ``images`` (uint8 batches to float, resizing), ``augment`` (batched random views),
 ``models``, ``losses``, ``train`` (the loop, batch orders, optimiser and schedule),
 ``checkpoints`` (verified, cached weights), ``recipes`` (one frozen object per experiment

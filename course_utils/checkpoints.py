@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from course_utils.runtime import atomic_write, checkpoint_dir, ensure_writable, retrain_requested
+from course_utils.runtime import atomic_write, checkpoint_dir, checkpoint_file, ensure_writable, retrain_requested
 
 History = dict[str, list[float]]
 FORMAT = 2
@@ -183,6 +183,8 @@ def cached(
     """Load ``<folder>/<name>.pt`` into ``model`` if it was trained with exactly ``settings``
     and ``accept(record)`` agrees (a recipe checks the data there); otherwise call
     ``train_fn()`` and save the result, with the entries ``extra()`` adds. Returns the history.
+    ``folder`` defaults to the profile's (:func:`~course_utils.runtime.checkpoint_file` finds
+    a checkpoint that an earlier run wrote under the profile's old name; training saves under the new one).
 
     The settings and the target are checked *before* training, and a save that fails after it
     (a full disk) only warns: the trained model is never lost. ``retrain=True`` (or
@@ -190,7 +192,8 @@ def cached(
     """
     stored = plain(settings)
     folder = Path(folder) if folder is not None else checkpoint_dir()
-    path = folder / f"{name}.pt"
+    target = folder / f"{name}.pt"  # where training saves
+    path = checkpoint_file(name) if folder == checkpoint_dir() else target  # where a cached one may be
     if retrain is None:
         retrain = retrain_requested()
     if path.exists() and not retrain:
@@ -203,16 +206,16 @@ def cached(
             model.load_state_dict(record["model"])
             print(f"Loaded {name} from {path} (same settings; COURSE_RETRAIN=1 trains again)")
             return record["history"]
-    if path.is_dir():
-        raise IsADirectoryError(f"a folder stands where the checkpoint {path} goes; move it away before training")
+    if target.is_dir():
+        raise IsADirectoryError(f"a folder stands where the checkpoint {target} goes; move it away before training")
     _check_writable(folder)
     history = train_fn()
     try:
         history = plain_history(history)
-        save_checkpoint(path, model, stored, history, **extra())
+        save_checkpoint(target, model, stored, history, **extra())
     except Exception as error:  # a full disk, a history value that is not a number: keep the trained model
         warnings.warn(
-            f"the trained model could not be saved to {path} ({type(error).__name__}: {error}); it is returned "
+            f"the trained model could not be saved to {target} ({type(error).__name__}: {error}); it is returned "
             "but not cached, so the next run trains again",
             RuntimeWarning,
             stacklevel=2,

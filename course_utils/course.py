@@ -37,6 +37,7 @@ from course_utils.checkpoints import CheckpointError, load_checkpoint
 from course_utils.recipes import families as recipe_families
 from course_utils.release import INSTALL_HINT, RELEASE, ReleaseError, release
 from course_utils.runtime import (
+    OLD_PROFILE_NAMES,
     PROFILES,
     REPO_ROOT,
     atomic_write,
@@ -58,7 +59,7 @@ RUN_HELP = """\
 By default the executed copies go to runs/<profile>/ and the notebooks in notebooks/ stay as
 they are: their stored outputs are those of the measured laptop runs that RESULTS.md quotes, and
 `pytest --nbval` compares their profile-independent cells. --inplace writes into the notebooks
-themselves, which is how a maintainer re-measures (with --profile cpu). Each kernel starts in the
+themselves, which is how a maintainer re-measures (with --profile laptop). Each kernel starts in the
 notebook's folder with COURSE_PROFILE set and COURSE_DATA_DIR, COURSE_CHECKPOINT_DIR and
 COURSE_RESULTS_DIR passed through, as in Jupyter. The run stops at the first failing cell and
 names it (exit status 1). Each cell's timing is also recorded in the executed notebook's metadata.
@@ -187,7 +188,9 @@ def _minutes(seconds: float) -> str:
 def run(names: list[str], profile_name: str | None, output: Path | None, inplace: bool) -> int:
     """Execute the notebooks in course order; returns the exit status (1 at the first failure)."""
     try:
-        chosen = profile_name or profile()
+        if profile_name:
+            os.environ["COURSE_PROFILE"] = profile_name
+        chosen = profile()  # an old name is said once and replaced by the new one
     except ValueError as error:
         raise CourseError(str(error)) from None
     notebooks = find_notebooks(names)
@@ -406,14 +409,16 @@ def _results_of(nb_number: str) -> list[str]:
 def _checkpoints_of(nb_number: str) -> list[str]:
     names = recipe_families().get(nb_number, set())  # checkpoints are named <family>-<hash>.pt
     found = []
-    for name in PROFILES:
+    folders = [(name, name) for name in PROFILES]
+    folders += [(old, f"{new} (in {old}/)") for old, new in OLD_PROFILE_NAMES.items()]  # earlier runs' folders
+    for folder, label in folders:
         files = [
             path.name if _readable(path) else f"DAMAGED {path.name}"
-            for path in sorted((checkpoint_root() / name).glob("*.pt"))
+            for path in sorted((checkpoint_root() / folder).glob("*.pt"))
             if path.name.rpartition("-")[0] in names
         ]
         if files:
-            found.append(f"{name}: {', '.join(files)}")
+            found.append(f"{label}: {', '.join(files)}")
     return found
 
 
@@ -451,8 +456,8 @@ def main(argv: list[str] | None = None) -> int:
     run_parser.add_argument("notebooks", nargs="*", help="number (02), stem or path; default: all, in course order")
     run_parser.add_argument(
         "--profile",
-        choices=PROFILES,
-        help="COURSE_PROFILE for the kernels (default: the variable, else gpu with CUDA/MPS, else cpu)",
+        choices=(*PROFILES, *OLD_PROFILE_NAMES),
+        help="COURSE_PROFILE for the kernels (default: the variable, else laptop; cpu and gpu are old names)",
     )
     where = run_parser.add_mutually_exclusive_group()
     where.add_argument("--output", type=Path, help="folder for the executed notebooks (default: runs/<profile>/)")

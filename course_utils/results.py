@@ -15,7 +15,16 @@ from typing import Any
 import torch
 
 from course_utils import checks
-from course_utils.runtime import atomic_write, bfloat16_path, device, env_flag, profile, results_dir
+from course_utils.runtime import (
+    OLD_PROFILE_NAMES,
+    atomic_write,
+    bfloat16_path,
+    device,
+    env_flag,
+    precision,
+    profile,
+    results_dir,
+)
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 HARDWARE_KEYS = {"cpu", "cores_used", "cores_available", "bfloat16"}
@@ -35,14 +44,17 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
 
 def hardware() -> dict[str, Any]:
     """What the run computed on: CPU model, cores used by torch and available to the
-    process, the bfloat16 path training took (``off`` when ``COURSE_BF16=0``, ``none``
-    where the device has no native bfloat16), the GPU if one is used, and torch."""
+    process, the bfloat16 path training took (``off`` where the device has one but another
+    precision was chosen, ``none`` where it has none), the training precision, the GPU if
+    one is used, and torch."""
     current = device()
     available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    if not env_flag("COURSE_BF16", True):
-        bfloat16 = "off"
+    dtype = precision(current)
+    path = bfloat16_path(current.type)
+    if dtype == torch.bfloat16:
+        bfloat16 = path or "emulated"
     else:
-        bfloat16 = bfloat16_path(current.type) or "none"
+        bfloat16 = "off" if path else "none"
     gpu = None
     if current.type == "cuda":
         gpu = torch.cuda.get_device_name(current)
@@ -53,6 +65,7 @@ def hardware() -> dict[str, Any]:
         "cores_used": torch.get_num_threads(),
         "cores_available": available,
         "bfloat16": bfloat16,
+        "precision": str(dtype).removeprefix("torch."),
         "gpu": gpu,
         "torch": torch.__version__,
     }
@@ -67,6 +80,8 @@ def describe_hardware(hardware: dict[str, Any] | str) -> str:
     text += f", bfloat16 {hardware['bfloat16']}"
     if hardware.get("gpu"):
         text += f", GPU {hardware['gpu']}"
+    if hardware.get("precision", "bfloat16") != "bfloat16":
+        text += f", {hardware['precision']}"
     return text
 
 
@@ -146,7 +161,8 @@ def save(
 
 
 def read(path: Path) -> dict[str, Any]:
-    """The record in the results file ``path``; a damaged file is a ``ValueError`` naming it."""
+    """The record in the results file ``path``, its profile under the current name (``cpu``
+    is read as ``laptop``, ``gpu`` as ``full``); a damaged file is a ``ValueError`` naming it."""
     try:
         record = json.loads(Path(path).read_text())
     except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
@@ -167,6 +183,8 @@ def read(path: Path) -> dict[str, Any]:
     wrong = [name for name, right in forms.items() if not right]
     if wrong:
         raise ValueError(f"{path}: {', '.join(wrong)} not in the form save() writes; run its notebook again")
+    if record.get("profile") in OLD_PROFILE_NAMES:  # the same recipes under their new name: "cpu" runs are laptop's
+        record["profile"] = OLD_PROFILE_NAMES[record["profile"]]
     return record
 
 

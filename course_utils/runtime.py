@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -14,7 +15,11 @@ from typing import IO, TypeVar
 import numpy as np
 import torch
 
-PROFILES = ("smoke", "cpu", "gpu")
+PROFILES = ("smoke", "laptop", "full")
+# Earlier names of the profiles, still accepted (with a notice); also their checkpoint folders.
+OLD_PROFILE_NAMES = {"cpu": "laptop", "gpu": "full"}
+DEVICES = ("cpu", "cuda", "mps")
+PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 T = TypeVar("T")
@@ -28,34 +33,56 @@ def _accelerator() -> str | None:
     return None
 
 
+@cache
+def _old_name_notice(old: str) -> None:
+    new = OLD_PROFILE_NAMES[old]
+    print(f"COURSE_PROFILE={old} is the old name of the {new} profile; set COURSE_PROFILE={new}", file=sys.stderr)
+
+
 def profile() -> str:
-    """The run profile: ``COURSE_PROFILE`` if set, else ``gpu`` with CUDA/MPS, else ``cpu``.
+    """The run profile, a training budget: ``COURSE_PROFILE`` if set, else ``laptop``.
 
     ``smoke`` is CI's: the whole notebook in about a minute, synthetic data allowed.
-    ``cpu`` fits a laptop (at most 15 minutes a notebook), ``gpu`` follows the sources.
+    ``laptop`` (the default, on every machine) takes at most 15 minutes a notebook on 2 CPU
+    cores; ``full`` follows the source tutorials' recipes and datasets. The device is separate
+    (:func:`device`). The old names ``cpu`` and ``gpu`` still work, with a one-line notice.
     """
     raw = os.environ.get("COURSE_PROFILE", "")
     value = raw.strip().lower()
     if not value:
-        return "gpu" if _accelerator() else "cpu"
+        return "laptop"
+    if value in OLD_PROFILE_NAMES:
+        _old_name_notice(value)
+        return OLD_PROFILE_NAMES[value]
     if value not in PROFILES:
         raise ValueError(f"COURSE_PROFILE={raw!r} is not a profile; choose one of {', '.join(PROFILES)}")
     return value
 
 
-def pick(*, smoke: T, cpu: T, gpu: T) -> T:
-    """The value for the current profile, e.g. ``EPOCHS = pick(smoke=1, cpu=15, gpu=100)``."""
-    return {"smoke": smoke, "cpu": cpu, "gpu": gpu}[profile()]
+def pick(*, smoke: T, laptop: T, full: T) -> T:
+    """The value for the current profile, e.g. ``EPOCHS = pick(smoke=1, laptop=15, full=100)``."""
+    return {"smoke": smoke, "laptop": laptop, "full": full}[profile()]
+
+
+def _available(device_type: str) -> bool:
+    return {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}[device_type]
 
 
 def device() -> torch.device:
-    """The torch device for the current profile: CUDA or MPS for ``gpu``, else the CPU."""
-    if profile() != "gpu":
-        return torch.device("cpu")
-    accelerator = _accelerator()
-    if accelerator is None:
-        raise RuntimeError("COURSE_PROFILE=gpu but neither CUDA nor MPS is available; use COURSE_PROFILE=cpu")
-    return torch.device(accelerator)
+    """Where the models train, whatever the profile: ``COURSE_DEVICE`` (``cpu``, ``cuda`` or
+    ``mps``) if set, else the best device present: CUDA, then Apple's MPS, then the CPU."""
+    raw = os.environ.get("COURSE_DEVICE", "")
+    value = raw.strip().lower()
+    if not value:
+        return torch.device(_accelerator() or "cpu")
+    if value not in DEVICES:
+        raise ValueError(f"COURSE_DEVICE={raw!r} is not a device; choose one of {', '.join(DEVICES)} or leave it unset")
+    if not _available(value):
+        raise RuntimeError(
+            f"COURSE_DEVICE={value} but PyTorch finds no {value.upper()} device on this machine; "
+            f"unset COURSE_DEVICE to train on {_accelerator() or 'cpu'}"
+        )
+    return torch.device(value)
 
 
 _ON = ("1", "true", "yes", "on")
@@ -84,9 +111,11 @@ def retrain_requested() -> bool:
 def bfloat16_path(device_type: str) -> str | None:
     """Which native bfloat16 arithmetic ``device_type`` has: ``"AMX"`` or ``"AVX512-BF16"``
     on an x86 CPU (AMX first: oneDNN uses it when both are there), ``"CUDA"`` on an NVIDIA
-    GPU from Ampere on, else None (bfloat16 would be emulated and slower than float32)."""
+    GPU from Ampere on (compute capability 8.0), else None (bfloat16 would be emulated and
+    slower than float32)."""
     if device_type == "cuda":
-        return "CUDA" if torch.cuda.is_bf16_supported() else None
+        # not torch.cuda.is_bf16_supported(): by default it also says yes where bfloat16 is emulated
+        return "CUDA" if torch.cuda.get_device_capability() >= (8, 0) else None
     if device_type == "cpu":
         # private probes that older torch releases (still allowed by requirements.txt) lack
         for path, name in (("AMX", "_is_amx_tile_supported"), ("AVX512-BF16", "_is_avx512_bf16_supported")):
@@ -97,18 +126,61 @@ def bfloat16_path(device_type: str) -> str | None:
 
 
 @cache
-def _native_bfloat16(device_type: str) -> bool:
-    return bfloat16_path(device_type) is not None
+def native_precision(device_type: str) -> torch.dtype:
+    """The fastest training precision ``device_type`` computes natively: bfloat16 where
+    :func:`bfloat16_path` finds it, float16 on older CUDA cards from Volta on (capability
+    7.x: V100, T4), else float32. On Apple's MPS float32: PyTorch's autocast supports MPS
+    only since 2.5 and its gradient scaler did not run there at first."""
+    if bfloat16_path(device_type) is not None:
+        return torch.bfloat16
+    if device_type == "cuda" and torch.cuda.get_device_capability() >= (7, 0):
+        return torch.float16
+    return torch.float32
+
+
+def precision(device: torch.device) -> torch.dtype:
+    """The precision training runs in on ``device``: ``COURSE_PRECISION`` (``bf16``, ``fp16``
+    or ``fp32``) if set to one, else (unset or ``auto``) :func:`native_precision`;
+    ``COURSE_BF16=0`` (the older switch) means ``fp32`` when ``COURSE_PRECISION`` is not set."""
+    raw = os.environ.get("COURSE_PRECISION", "")
+    value = raw.strip().lower()
+    if value and value != "auto":
+        if value not in PRECISIONS:
+            raise ValueError(
+                f"COURSE_PRECISION={raw!r} is not a precision; choose one of auto, {', '.join(PRECISIONS)}"
+            )
+        return PRECISIONS[value]
+    if not env_flag("COURSE_BF16", True):
+        return torch.float32
+    return native_precision(device.type)
 
 
 def mixed_precision(device: torch.device) -> AbstractContextManager:
-    """Autocast to bfloat16 where the hardware computes it natively (recent NVIDIA
-    GPUs; CPUs with AVX512-BF16 or AMX), else a no-op. Convolutions and matrix
-    products then run in bfloat16, about twice as fast; losses should be computed
-    in float32 outside the block. ``COURSE_BF16=0`` turns it off."""
-    if not env_flag("COURSE_BF16", True) or not _native_bfloat16(device.type):
+    """Autocast to :func:`precision` (bfloat16 or float16) on ``device``, or a no-op in
+    float32. Convolutions and matrix products then run in the lower precision, about twice
+    as fast; losses should be computed in float32 outside the block. Training in float16
+    also needs :func:`grad_scaler`."""
+    dtype = precision(device)
+    if dtype == torch.float32:
         return nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16)
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def grad_scaler(device: torch.device) -> torch.amp.GradScaler:
+    """The gradient scaler a training loop on ``device`` needs: active in float16 (whose
+    small gradients would otherwise underflow to zero), a pass-through otherwise."""
+    return torch.amp.GradScaler(device.type, enabled=precision(device) == torch.float16)
+
+
+def describe_precision(device: torch.device) -> str:
+    """One line, e.g. "bfloat16 (AVX512-BF16)", "float16 with a gradient scaler" or "float32"."""
+    dtype = precision(device)
+    if dtype == torch.bfloat16:
+        path = bfloat16_path(device.type)
+        return f"bfloat16 ({path})" if path else "bfloat16 (emulated: COURSE_PRECISION=bf16)"
+    if dtype == torch.float16:
+        return "float16 with a gradient scaler"
+    return "float32"
 
 
 def seed_everything(seed: int) -> None:
@@ -148,6 +220,18 @@ def checkpoint_root() -> Path:
 def checkpoint_dir() -> Path:
     """Where trained weights are cached: ``COURSE_CHECKPOINT_DIR``, default ``checkpoints/<profile>``."""
     return checkpoint_root() / profile()
+
+
+def checkpoint_file(name: str) -> Path:
+    """The checkpoint ``name`` of the current profile: ``checkpoint_dir()/<name>.pt``, or the
+    file of that name in the profile's folder under its old name (``checkpoints/cpu/`` for
+    ``laptop``) when only that one exists, so that earlier runs stay loadable."""
+    path = checkpoint_dir() / f"{name}.pt"
+    for old, new in OLD_PROFILE_NAMES.items():
+        earlier = checkpoint_root() / old / f"{name}.pt"
+        if new == profile() and not path.exists() and earlier.exists():
+            return earlier
+    return path
 
 
 def ensure_writable(folder: Path) -> None:

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from course_utils import checks
 from course_utils.checkpoints import History
 from course_utils.images import to_float
-from course_utils.runtime import mixed_precision
+from course_utils.runtime import grad_scaler, mixed_precision
 
 StepOutput = torch.Tensor | tuple[torch.Tensor, dict[str, float]]
 Step = Callable[[nn.Module, torch.Tensor], StepOutput]
@@ -153,12 +153,14 @@ def train(
 ) -> History:
     """Train for ``epochs`` passes over ``batches``.
 
-    ``scheduler.step()`` runs after every batch. After each epoch ``validate(model)``
+    ``scheduler.step()`` runs after every batch. In float16 the gradients go through
+    :func:`~course_utils.runtime.grad_scaler`. After each epoch ``validate(model)``
     may add metrics (in eval mode, without gradients). Returns the history: the mean
     of every logged value per epoch, and ``step_loss`` for every batch.
     """
     _check_length(epochs, batches)
     history: dict[str, list[float]] = defaultdict(list)
+    scaler = grad_scaler(_device_of(model))
     bar = tqdm(range(epochs), desc=desc)
     for _ in bar:
         model.train()
@@ -167,8 +169,9 @@ def train(
             output = step(model, index)
             loss, metrics = output if isinstance(output, tuple) else (output, {})
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)  # skipped when float16 gradients overflowed; the scale then shrinks
+            scaler.update()
             if scheduler is not None:
                 scheduler.step()
             history["step_loss"].append(loss_value := loss.item())

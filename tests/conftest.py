@@ -24,8 +24,11 @@ def close_figures():
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
-    """Every test gets its own data, results and checkpoint folders and the cpu profile."""
-    monkeypatch.setenv("COURSE_PROFILE", "cpu")
+    """Every test gets its own data, results and checkpoint folders and the laptop profile
+    (on the device and in the precision this machine has, unless a test pretends otherwise)."""
+    monkeypatch.setenv("COURSE_PROFILE", "laptop")
+    for name in ("COURSE_DEVICE", "COURSE_PRECISION"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("COURSE_RESULTS_DIR", str(tmp_path / "results"))
     monkeypatch.setenv("COURSE_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))

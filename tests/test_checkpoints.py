@@ -93,7 +93,7 @@ def test_cache_hit_miss_and_forced_retrain(isolated, monkeypatch):
     monkeypatch.setenv("COURSE_RETRAIN", "yes")
     cached("toy", {"epochs": 2}, _model(), _trainer(_model(), calls))
     assert len(calls) == 4
-    assert (isolated / "checkpoints" / "cpu" / "toy.pt").exists()
+    assert (isolated / "checkpoints" / "laptop" / "toy.pt").exists()
 
 
 @pytest.mark.parametrize(

@@ -116,7 +116,7 @@ def test_an_unwritable_output_folder_stops_before_any_notebook_runs(isolated, ca
 def test_a_bad_profile_in_the_environment_is_one_line(isolated, monkeypatch, capsys):
     monkeypatch.setenv("COURSE_PROFILE", "fast")
     assert course.main(["run", str(write_notebook(isolated / "01_tiny.ipynb", "1"))]) == 1
-    assert "COURSE_PROFILE='fast' is not a profile; choose one of smoke, cpu, gpu" in capsys.readouterr().err
+    assert "COURSE_PROFILE='fast' is not a profile; choose one of smoke, laptop, full" in capsys.readouterr().err
 
 
 def test_notebooks_are_found_by_number_stem_or_path_and_run_in_course_order(isolated):
@@ -208,11 +208,11 @@ def test_table_rows_by_hand(isolated):
     write_result(folder, "02_old", hardware="x86_64 CPU, 2 cores, torch 2.15.0", wall_seconds=647.5)
     text = course.results_table(folder)
     assert (
-        "| 01_demo | cpu | mnist train, test from /d (idx); a {stand-in} "
+        "| 01_demo | laptop | mnist train, test from /d (idx); a {stand-in} "
         "| AMD EPYC, 2 of 4 cores, bfloat16 AVX512-BF16 | 1.5 min | 2026-11-25 |" in text
     )
-    assert "| 02_old | cpu | not recorded | x86_64 CPU, 2 cores, torch 2.15.0 | 10.8 min | not recorded |" in text
-    assert "Sum of the wall times: cpu profile 12.3 min (2 notebooks)." in text, "90 s + 647.5 s"
+    assert "| 02_old | laptop | not recorded | x86_64 CPU, 2 cores, torch 2.15.0 | 10.8 min | not recorded |" in text
+    assert "Sum of the wall times: laptop profile 12.3 min (2 notebooks)." in text, "90 s + 647.5 s"
     rows = [line for line in text.splitlines() if line.startswith("| 01_demo | `")]
     assert rows == [
         "| 01_demo | `f1` | 0.912 |",
@@ -268,7 +268,8 @@ def test_status_lists_results_and_checkpoints_per_notebook(isolated, capsys):
     write_result(isolated / "results" / "smoke", "01_base", profile="smoke", finished="2026-11-24T01:00:00+00:00")
     (isolated / "results" / "02_simsiam.json").write_text("{damaged")
     names = ("cpu/fashion_supervised-0123456789ab.pt", "cpu/simsiam_fashion-aaaaaaaaaaaa.pt", "smoke/01_old.pt",
-             "smoke/fashion_supervised-bbbbbbbbbbbb.pt", "cpu/other-1.pt")  # fmt: skip
+             "smoke/fashion_supervised-bbbbbbbbbbbb.pt", "cpu/other-1.pt",
+             "laptop/fashion_supervised-cccccccccccc.pt")  # fmt: skip
     for name in names:
         (isolated / "checkpoints" / name).parent.mkdir(parents=True, exist_ok=True)
         (isolated / "checkpoints" / name).write_bytes(b"")
@@ -276,12 +277,12 @@ def test_status_lists_results_and_checkpoints_per_notebook(isolated, capsys):
     lines = capsys.readouterr().out.splitlines()[1:]
     assert lines[:3] == [
         "01_base",
-        "  results:     cpu 2026-11-25 (01_base.json); smoke 2026-11-24 (01_base.json)",
+        "  results:     laptop 2026-11-25 (01_base.json); smoke 2026-11-24 (01_base.json)",  # cpu, read as laptop
         "  checkpoints: smoke: DAMAGED fashion_supervised-bbbbbbbbbbbb.pt; "
-        "cpu: DAMAGED fashion_supervised-0123456789ab.pt",
+        "laptop: DAMAGED fashion_supervised-cccccccccccc.pt; laptop (in cpu/): DAMAGED fashion_supervised-0123456789ab.pt",
     ]  # 0-byte files are not cached models
     assert lines[4].startswith(f"  results:     DAMAGED {isolated / 'results' / '02_simsiam.json'}")
-    assert lines[5] == "  checkpoints: cpu: DAMAGED simsiam_fashion-aaaaaaaaaaaa.pt"
+    assert lines[5] == "  checkpoints: laptop (in cpu/): DAMAGED simsiam_fashion-aaaaaaaaaaaa.pt"
     assert lines[6:] == [
         "06_eval",
         "  results:     none",

@@ -434,7 +434,7 @@ def test_cli_reports_a_bad_profile_in_one_line(monkeypatch, capsys):
     monkeypatch.setenv("COURSE_PROFILE", "fast")
     assert cli(["check", "mnist"]) == 2
     assert capsys.readouterr().err == (
-        "error: ValueError: COURSE_PROFILE='fast' is not a profile; choose one of smoke, cpu, gpu\n"
+        "error: ValueError: COURSE_PROFILE='fast' is not a profile; choose one of smoke, laptop, full\n"
     )
 
 

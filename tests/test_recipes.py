@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 
 import pytest
@@ -10,12 +11,15 @@ import torch
 
 import course_utils.recipes as recipes
 from course_utils.augment import ViewAugment
-from course_utils.checkpoints import load_checkpoint
+from course_utils.checkpoints import load_checkpoint, save_checkpoint
 from course_utils.data import ImageDataset
 from course_utils.recipes import Recipe
 from course_utils.recipes.fashion import FashionSupervised
+from course_utils.recipes.metric import MetricRecipe
+from course_utils.recipes.rows import CNNRecipe, RowRecipe
 from course_utils.recipes.simclr import Encoder, ScratchRecipe, SimCLRRecipe, labelled_split
 from course_utils.recipes.simsiam import SimSiamRecipe
+from course_utils.runtime import describe_precision
 
 
 class Recorder(torch.nn.Linear):
@@ -45,6 +49,9 @@ class ToyRecipe(Recipe):
         with torch.no_grad():
             model.weight.fill_(data.sum().item() * self.lr)
         return {"loss": [1.0]}
+
+    def cost(self) -> str:
+        return "a toy"
 
 
 ToyRecipe.trained = 0
@@ -150,7 +157,7 @@ def test_profiles_pick_the_recipes(monkeypatch):
 
 
 def test_fashion_label_counts_get_their_batches_and_the_sweep_three_seeds(monkeypatch):
-    monkeypatch.setenv("COURSE_PROFILE", "cpu")
+    monkeypatch.setenv("COURSE_PROFILE", "laptop")
     sweep = FashionSupervised.sweep()
     assert list(sweep) == [10, 100, 1000]
     assert [[r.seed for r in runs] for runs in sweep.values()] == [[0, 1, 2]] * 3
@@ -224,3 +231,54 @@ def test_families_map_each_notebook_to_its_checkpoint_names():
     assert found["02"] == {"simsiam_fashion"}
     assert found["03"] == {"simclr", "simclr_scratch"}
     assert "tests" not in found, "recipes defined outside the package are not the course's"
+
+
+def test_the_laptop_profile_loads_checkpoints_that_earlier_runs_wrote_to_checkpoints_cpu(isolated):
+    ToyRecipe.trained = 0
+    earlier = isolated / "checkpoints" / "cpu" / f"{ToyRecipe(lr=0.5).checkpoint_name()}.pt"
+    model = Recorder(3, 2)
+    with torch.no_grad():
+        model.weight.fill_(7.0)
+    save_checkpoint(earlier, model, ToyRecipe(lr=0.5).settings(), {"loss": [2.0]})
+    assert ToyRecipe(lr=0.5).checkpoint_path() == earlier and ToyRecipe(lr=0.5).is_cached()
+    loaded, history = ToyRecipe(lr=0.5).pretrained()
+    assert ToyRecipe.trained == 0 and history == {"loss": [2.0]} and torch.all(loaded.weight == 7.0)
+    ToyRecipe(lr=0.5).pretrained(retrain=True)  # trained again: written under the new name
+    assert ToyRecipe.trained == 1 and (isolated / "checkpoints" / "laptop" / earlier.name).exists()
+    assert ToyRecipe(lr=0.5).checkpoint_path() == isolated / "checkpoints" / "laptop" / earlier.name
+
+
+def test_the_laptop_profile_trains_exactly_the_recipes_of_the_cpu_profile():
+    # Checkpoint names of the cpu profile's recipes, computed with the code before the
+    # profiles were renamed: the measured laptop runs and their cached weights stay valid.
+    recipes = [
+        FashionSupervised.all_labels(), FashionSupervised.few_labels(), SimSiamRecipe.default(),
+        SimCLRRecipe.default("cifar10"), ScratchRecipe.default("cifar10", 500),
+        MetricRecipe.default(objective="triplets_hard", dim=32), RowRecipe.default("lstm"), CNNRecipe.default(),
+    ]  # fmt: skip
+    assert [recipe.checkpoint_name() for recipe in recipes] == [
+        "fashion_supervised-1415cded368d", "fashion_supervised-f88a50783bf6", "simsiam_fashion-061f01a9e358",
+        "simclr-12f4d2bfb949", "simclr_scratch-f3c57360b35c", "04_metric-11213f375f4f",
+        "recurrent_rows-ff2593bce633", "rows_cnn-1dfc70757ce4",
+    ]  # fmt: skip
+
+
+def test_plan_says_profile_device_precision_what_trains_and_the_measured_time(isolated, capsys):
+    ToyRecipe(lr=0.5).pretrained()
+    capsys.readouterr()
+    recipes.plan("01_demo", ToyRecipe(lr=0.5), {"more": [ToyRecipe(lr=0.25), ToyRecipe(lr=0.75)]})
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"profile laptop, device cpu, precision {describe_precision(torch.device('cpu'))}"
+    assert lines[1:] == [
+        "to train: 2 of 3 recipes (1 found in the checkpoint cache)",
+        "  2 x a toy",
+        "expected time: not measured yet in the laptop profile",
+    ]
+    (isolated / "results").mkdir()
+    record = {"profile": "cpu", "metrics": {}, "wall_seconds": 383.2, "hardware": "AMD EPYC, 2 cores"}
+    (isolated / "results" / "01_demo.json").write_text(json.dumps(record))
+    recipes.plan("01_demo", ToyRecipe(lr=0.5))
+    assert capsys.readouterr().out.splitlines()[1:] == [
+        "to train: 0 of 1 recipes (1 found in the checkpoint cache)",
+        "expected time: about 6 min, as this profile's last recorded run took on AMD EPYC, 2 cores",
+    ]

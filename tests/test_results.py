@@ -16,7 +16,7 @@ def test_save_records_profile_sources_metrics_and_time(isolated):
     path = results.save("01_demo", {"macro_f1": 0.91}, sources=["fashion_mnist train from X"], wall_seconds=12.345)
     assert path == isolated / "results" / "01_demo.json"
     record = json.loads(path.read_text())
-    assert record["profile"] == "cpu" and record["metrics"] == {"macro_f1": 0.91}
+    assert record["profile"] == "laptop" and record["metrics"] == {"macro_f1": 0.91}
     assert record["datasets"] == ["fashion_mnist train from X"] and record["wall_seconds"] == 12.3
     assert record["hardware"]["cores_used"] == torch.get_num_threads()
     assert results.load("01_demo")["metrics"]["macro_f1"] == 0.91
@@ -25,10 +25,10 @@ def test_save_records_profile_sources_metrics_and_time(isolated):
 def test_smoke_results_are_kept_apart_and_other_profiles_are_not_loaded(isolated, monkeypatch):
     results.save("01_demo", {"macro_f1": 0.5}, sources=[], wall_seconds=1)
     monkeypatch.setenv("COURSE_PROFILE", "smoke")
-    assert results.load("01_demo") is None, "a smoke run must not reuse cpu numbers"
+    assert results.load("01_demo") is None, "a smoke run must not reuse laptop numbers"
     path = results.save("01_demo", {"macro_f1": 0.1}, sources=[], wall_seconds=1)
     assert path.parent.name == "smoke"
-    monkeypatch.setenv("COURSE_PROFILE", "cpu")
+    monkeypatch.setenv("COURSE_PROFILE", "laptop")
     assert results.load("01_demo")["metrics"]["macro_f1"] == 0.5
 
 
@@ -68,20 +68,28 @@ def test_a_damaged_results_file_is_an_error_naming_it(isolated):
             results.load("01_demo")
 
 
-def test_hardware_records_cpu_model_cores_and_the_bfloat16_path(isolated, monkeypatch):
+def test_hardware_records_cpu_model_cores_the_bfloat16_path_and_the_precision(isolated, monkeypatch):
     monkeypatch.setattr(results, "cpu_model", lambda: "AMD EPYC")
     monkeypatch.setattr(results, "bfloat16_path", lambda device_type: "AVX512-BF16")
+    monkeypatch.setattr(results, "precision", lambda device: torch.bfloat16)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
     record = json.loads(results.save("01_demo", {}, sources=[], wall_seconds=1).read_text())
     available = len(os.sched_getaffinity(0))
     expected = {"cpu": "AMD EPYC", "cores_used": 1, "cores_available": available, "bfloat16": "AVX512-BF16"}
-    assert record["hardware"] == {**expected, "gpu": None, "torch": torch.__version__}
+    assert record["hardware"] == {**expected, "precision": "bfloat16", "gpu": None, "torch": torch.__version__}
     assert results.describe_hardware(record["hardware"]) == f"AMD EPYC, 1 of {available} cores, bfloat16 AVX512-BF16"
-    monkeypatch.setenv("COURSE_BF16", "off")
+    monkeypatch.setattr(results, "precision", lambda device: torch.float32)
     assert results.hardware()["bfloat16"] == "off", "bfloat16 switched off is not the hardware's path"
-    monkeypatch.setenv("COURSE_BF16", "1")
     monkeypatch.setattr(results, "bfloat16_path", lambda device_type: None)
     assert results.hardware()["bfloat16"] == "none"
+    monkeypatch.setattr(results, "precision", lambda device: torch.float16)
+    assert results.describe_hardware(results.hardware()).endswith("cores, bfloat16 none, float16")
+
+
+def test_a_results_file_of_the_old_cpu_profile_is_read_as_laptop(isolated):
+    (isolated / "results").mkdir()
+    (isolated / "results" / "01_demo.json").write_text('{"profile": "cpu", "metrics": {"f1": 0.5}}')
+    assert results.load("01_demo") == {"profile": "laptop", "metrics": {"f1": 0.5}}
 
 
 def test_cpu_model_comes_from_proc_cpuinfo(monkeypatch, tmp_path):

@@ -222,7 +222,7 @@ def test_every_recipe_field_changes_the_checkpoint_name(recipe_type):
 
 
 def test_defaults_follow_the_profile(monkeypatch):
-    monkeypatch.setenv("COURSE_PROFILE", "gpu")
+    monkeypatch.setenv("COURSE_PROFILE", "full")
     source = RowRecipe.default("rnn")
     assert (source.cell, source.hidden_size, source.num_layers, source.head) == ("rnn", 256, 1, (64, 64))
     assert (source.lr, source.weight_decay, source.epochs, source.batch_size) == (0.00022, 0.00052, 100, 64)

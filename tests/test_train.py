@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from course_utils import runtime, seed_everything
+from course_utils import train as train_module
 from course_utils.models import Classifier, ConvBackbone, mlp_head
 from course_utils.train import (
     BestEpoch,
@@ -190,7 +191,7 @@ def test_fit_classifier_shrinks_a_batch_larger_than_the_data():
 def test_steps_run_the_model_in_bfloat16_only_on_native_hardware_and_the_loss_in_float32(
     monkeypatch, hardware, setting, expected
 ):
-    monkeypatch.setattr(runtime, "_native_bfloat16", lambda device_type: hardware)
+    monkeypatch.setattr(runtime, "native_precision", lambda device_type: torch.bfloat16 if hardware else torch.float32)
     monkeypatch.setenv("COURSE_BF16", setting)
     seen = {}
 
@@ -258,3 +259,33 @@ def test_fit_classifier_ends_on_the_epoch_that_validated_best(monkeypatch):
     best = by_hand.index(max(by_hand))  # the first of equal scores
     assert history["best_epoch"] == [best + 1]
     assert all(torch.equal(model.state_dict()[k], snapshots[best][k]) for k in snapshots[best])
+
+
+def test_float16_training_goes_through_the_gradient_scaler_and_takes_the_true_step(monkeypatch):
+    # One SGD step of a linear model on 0.5 * mean((w x)^2), in float16 autocast on the CPU: the
+    # scaler multiplies the loss by 2^16 and must divide the gradients by it again before the
+    # step, so the weights move by lr * mean(w.x x) as the float32 formula says.
+    monkeypatch.setenv("COURSE_PRECISION", "fp16")
+    scalers = []
+    monkeypatch.setattr(
+        train_module, "grad_scaler", lambda device: scalers.append(runtime.grad_scaler(device)) or scalers[-1]
+    )
+    x = torch.tensor([[1.0, 2.0], [3.0, -1.0], [0.5, 0.5], [-2.0, 1.0]]) / 10  # small: no overflow at 2^16
+    model = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[0.25, -0.5]]))
+    w = model.weight.detach().clone()[0]
+    expected = w - 10 * ((x @ w)[:, None] * x).mean(0)  # the gradient of 0.5 * mean((w.x)^2) written out
+
+    def step(net, index):
+        with runtime.mixed_precision(torch.device("cpu")):
+            out = net(x[index])
+        assert out.dtype == torch.float16
+        return 0.5 * out.float().pow(2).mean()
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=10)
+    train(model, step, ShuffledBatches(4, 4), epochs=1, optimizer=optimizer)
+    assert scalers[0].is_enabled() and scalers[0].get_scale() == 2.0**16
+    assert scalers[0]._get_growth_tracker() == 1, "one step taken through the scaler"
+    assert not torch.allclose(expected, w, atol=0.02), "the step is large enough to see"
+    assert torch.allclose(model.weight.detach()[0], expected, atol=2e-3), "float16 inputs: about 3 digits"

@@ -19,17 +19,19 @@ import importlib
 import json
 import pkgutil
 import types
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Union, get_args, get_origin, get_type_hints
 
 from torch import nn
 
-from course_utils import checks
+from course_utils import checks, results
 from course_utils.checkpoints import CheckpointError, History, cached, data_fingerprint, load_checkpoint, plain
-from course_utils.runtime import checkpoint_dir, device, seed_everything
+from course_utils.runtime import checkpoint_dir, checkpoint_file, describe_precision, device, profile, seed_everything
 
-__all__ = ["LIMITS", "Recipe", "families"]
+__all__ = ["LIMITS", "Recipe", "families", "plan"]
 
 # Inclusive (low, high) bounds of the recipe fields that may be 0 or must stay below a limit;
 # every other int field must be >= 1 and every other float field > 0 (see checks.fields).
@@ -81,7 +83,7 @@ class Recipe:
 
     def checkpoint_path(self) -> Path:
         """Where :meth:`pretrained` caches the trained weights."""
-        return checkpoint_dir() / f"{self.checkpoint_name()}.pt"
+        return checkpoint_file(self.checkpoint_name())
 
     def is_cached(self) -> bool:
         """Whether a readable checkpoint trained with exactly these settings exists."""
@@ -172,3 +174,37 @@ def families() -> dict[str, set[str]]:
         if recipe.__module__.startswith(__name__):
             found.setdefault(recipe.notebook.partition("_")[0], set()).add(recipe.name)
     return found
+
+
+def _flatten(items: Iterable[Any]) -> list[Recipe]:
+    found: list[Recipe] = []
+    for item in items:
+        if isinstance(item, Recipe):
+            found.append(item)
+        else:
+            found += _flatten(item.values() if isinstance(item, Mapping) else item)
+    return found
+
+
+def plan(results_name: str, *recipes: Recipe | Iterable[Any] | Mapping[Any, Any]) -> None:
+    """Print what a notebook will do on this machine, before it trains anything: the
+    profile, the device, the precision, what its ``recipes`` (recipes, or lists and dicts
+    of them) will train and what the checkpoint cache already holds, and the expected time:
+    the wall time of the last run recorded for this profile in ``results/<results_name>.json``."""
+    here = device()
+    chosen = _flatten(recipes)
+    to_train = [recipe for recipe in chosen if not recipe.is_cached()]
+    print(f"profile {profile()}, device {here}, precision {describe_precision(here)}")
+    cached_count = len(chosen) - len(to_train)
+    print(f"to train: {len(to_train)} of {len(chosen)} recipes ({cached_count} found in the checkpoint cache)")
+    for cost, count in Counter(recipe.cost() for recipe in to_train).items():
+        print(f"  {count} x {cost}")
+    record = results.load(results_name)
+    if record is None:
+        print(f"expected time: not measured yet in the {profile()} profile")
+        return
+    hardware = record.get("hardware", "not recorded")
+    minutes, measured_on = record["wall_seconds"] / 60, results.describe_hardware(hardware)
+    print(f"expected time: about {minutes:.0f} min, as this profile's last recorded run took on {measured_on}")
+    if here.type != "cpu" and not (isinstance(hardware, dict) and hardware.get("gpu")):
+        print(f"  (that was on a CPU; on {here.type} expect less, not measured yet)")

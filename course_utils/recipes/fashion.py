@@ -33,7 +33,7 @@ def fashion_split(train_set: ImageDataset) -> tuple[ImageDataset, ImageDataset]:
     with seed 0 from after the first 1,000 images, so the source's first 1,000 stay in the
     pool; 20 of every class in ``smoke``). No training run sees the validation images;
     they choose epochs and settings."""
-    return hold_out(train_set, pick(smoke=20, cpu=500, gpu=500), seed=0, after=1_000)
+    return hold_out(train_set, pick(smoke=20, laptop=500, full=500), seed=0, after=1_000)
 
 
 def fashion_head() -> nn.Sequential:
@@ -72,13 +72,13 @@ class FashionSupervised(Recipe):
     @classmethod
     def all_labels(cls) -> FashionSupervised:
         """Every label of the training pool (a 5,000-image slice in ``smoke``)."""
-        return cls(labels=pick(smoke=5_000, cpu=55_000, gpu=55_000), epochs=pick(smoke=1, cpu=10, gpu=30),
+        return cls(labels=pick(smoke=5_000, laptop=55_000, full=55_000), epochs=pick(smoke=1, laptop=10, full=30),
                    batch_size=128)  # fmt: skip
 
     @classmethod
     def few_labels(cls) -> FashionSupervised:
         """The first 1,000 labels, the setting of the SimSiam article."""
-        return cls(labels=1_000, epochs=pick(smoke=10, cpu=100, gpu=100), batch_size=64)
+        return cls(labels=1_000, epochs=pick(smoke=10, laptop=100, full=100), batch_size=64)
 
     @classmethod
     def per_class(cls, k: int, seed: int = 0) -> FashionSupervised:
@@ -86,14 +86,16 @@ class FashionSupervised(Recipe):
         smaller batches and more epochs, so that every run takes enough steps."""
         batch_size = 20 if k < 10 else 32 if k < 100 else 64 if k < 1000 else 128
         epochs = 100 if k < 1000 else 30
-        return cls(labels=10 * k, balanced=True, epochs=pick(smoke=5, cpu=epochs, gpu=2 * epochs),
+        return cls(labels=10 * k, balanced=True, epochs=pick(smoke=5, laptop=epochs, full=2 * epochs),
                    batch_size=batch_size, seed=seed)  # fmt: skip
 
     @classmethod
     def sweep(cls) -> dict[int, list[FashionSupervised]]:
         """The label-efficiency runs of notebooks 01 and 02: 10, 100 and 1,000 labels per
         class, three seeds each (one count and one seed in ``smoke``)."""
-        counts, seeds = pick(smoke=((10,), (0,)), cpu=((10, 100, 1000), (0, 1, 2)), gpu=((10, 100, 1000), (0, 1, 2)))
+        counts, seeds = pick(
+            smoke=((10,), (0,)), laptop=((10, 100, 1000), (0, 1, 2)), full=((10, 100, 1000), (0, 1, 2))
+        )
         return {k: [cls.per_class(k, seed) for seed in seeds] for k in counts}
 
     def build(self) -> Classifier:

@@ -199,10 +199,10 @@ class MetricRecipe(Recipe):
         settings = dict(
             objective=objective,
             dim=dim,
-            epochs=pick(smoke=1, cpu=12, gpu=30),
-            width=pick(smoke=4, cpu=16, gpu=64),
-            stem_stride=pick(smoke=2, cpu=2, gpu=1),
-            subset=pick(smoke=600, cpu=3000, gpu=3000),
+            epochs=pick(smoke=1, laptop=12, full=30),
+            width=pick(smoke=4, laptop=16, full=64),
+            stem_stride=pick(smoke=2, laptop=2, full=1),
+            subset=pick(smoke=600, laptop=3000, full=3000),
             augment=ViewAugment(
                 size=28, crop_scale=(0.6, 1.0), crop_ratio=(0.8, 1.25), flip_p=0.0, jitter_p=0.0, grayscale_p=0.0
             ),

@@ -317,18 +317,18 @@ class RowRecipe(_PlateauTraining, Recipe):
 
     @classmethod
     def default(cls, cell: str = "lstm") -> RowRecipe:
-        """The notebook's recipe for ``cell`` in the current profile: ``gpu`` is the source's
-        (100 epochs at batch 64); ``cpu`` trains 12 epochs at batch 128 with a learning rate of
+        """The notebook's recipe for ``cell`` in the current profile: ``full`` is the source's
+        (100 epochs at batch 64); ``laptop`` trains 12 epochs at batch 128 with a learning rate of
         1e-3 and starts the LSTM's forget gates open (bias 1)."""
         return cls(
             cell=cell,
-            epochs=pick(smoke=1, cpu=12, gpu=100),
-            batch_size=pick(smoke=256, cpu=128, gpu=64),
-            lr=pick(smoke=1e-3, cpu=1e-3, gpu=0.00022),
-            forget_bias=pick(smoke=1.0, cpu=1.0, gpu=0.0) if cell == "lstm" else 0.0,
-            train_size=pick(smoke=2_000, cpu=None, gpu=None),
-            val_size=pick(smoke=500, cpu=5_000, gpu=5_000),
-            patience=pick(smoke=1, cpu=1, gpu=10),
+            epochs=pick(smoke=1, laptop=12, full=100),
+            batch_size=pick(smoke=256, laptop=128, full=64),
+            lr=pick(smoke=1e-3, laptop=1e-3, full=0.00022),
+            forget_bias=pick(smoke=1.0, laptop=1.0, full=0.0) if cell == "lstm" else 0.0,
+            train_size=pick(smoke=2_000, laptop=None, full=None),
+            val_size=pick(smoke=500, laptop=5_000, full=5_000),
+            patience=pick(smoke=1, laptop=1, full=10),
         )
 
     def build(self) -> RowClassifier:

@@ -47,9 +47,9 @@ class Encoder:
     def default(cls, dataset: str) -> Encoder:
         """The source's full ResNet-18 on 96x96 STL10 on a GPU; a 16-channel one with a
         stride-2 3x3 stem on 32x32 images on a CPU."""
-        source_scale = profile() == "gpu" and dataset == "stl10"
-        return cls(dataset=dataset, image_size=96 if source_scale else 32, width=pick(smoke=8, cpu=16, gpu=64),
-                   imagenet_stem=source_scale, stem_stride=pick(smoke=2, cpu=2, gpu=1))  # fmt: skip
+        source_scale = profile() == "full" and dataset == "stl10"
+        return cls(dataset=dataset, image_size=96 if source_scale else 32, width=pick(smoke=8, laptop=16, full=64),
+                   imagenet_stem=source_scale, stem_stride=pick(smoke=2, laptop=2, full=1))  # fmt: skip
 
     def build(self) -> ResNet18Backbone:
         return ResNet18Backbone(3, width=self.width, small_images=not self.imagenet_stem, stem_stride=self.stem_stride)
@@ -60,7 +60,7 @@ def labelled_split(train_set: ImageDataset) -> tuple[ImageDataset, ImageDataset]
     out (seed 0) of the labelled training split (CIFAR-10's 50,000 images, STL10's 5,000), 20
     in ``smoke``. The validation images choose the probe's penalty and the baseline's epoch;
     no training run sees them, and the test split is left for the final numbers."""
-    return hold_out(train_set, pick(smoke=20, cpu=100, gpu=100))
+    return hold_out(train_set, pick(smoke=20, laptop=100, full=100))
 
 
 def simclr_views(image_size: int, crop_scale: tuple[float, float]) -> ViewAugment:
@@ -91,13 +91,14 @@ class SimCLRRecipe(Recipe):
 
     @classmethod
     def default(cls, dataset: str) -> SimCLRRecipe:
-        """The source's recipe on a GPU (500 epochs); on a CPU a shorter, hotter one."""
+        """The source's recipe in the full profile (500 epochs); in the laptop profile a shorter, hotter one."""
         encoder = Encoder.default(dataset)
         return cls(
-            encoder=encoder, images=pick(smoke=512, cpu=49_000, gpu=None), epochs=pick(smoke=2, cpu=18, gpu=500),
-            batch_size=pick(smoke=128, cpu=256, gpu=256), lr=pick(smoke=2e-3, cpu=3e-3, gpu=5e-4),
-            temperature=pick(smoke=0.2, cpu=0.2, gpu=0.07), warmup_steps=pick(smoke=2, cpu=50, gpu=0),
-            augment=simclr_views(encoder.image_size, pick(smoke=(0.2, 1.0), cpu=(0.2, 1.0), gpu=(0.08, 1.0))),
+            encoder=encoder, images=pick(smoke=512, laptop=49_000, full=None),
+            epochs=pick(smoke=2, laptop=18, full=500),
+            batch_size=pick(smoke=128, laptop=256, full=256), lr=pick(smoke=2e-3, laptop=3e-3, full=5e-4),
+            temperature=pick(smoke=0.2, laptop=0.2, full=0.07), warmup_steps=pick(smoke=2, laptop=50, full=0),
+            augment=simclr_views(encoder.image_size, pick(smoke=(0.2, 1.0), laptop=(0.2, 1.0), full=(0.08, 1.0))),
         )  # fmt: skip
 
     @property
@@ -160,19 +161,19 @@ class ScratchRecipe(Recipe):
     @classmethod
     def default(cls, dataset: str, labels_per_class: int) -> ScratchRecipe:
         """More epochs for fewer labels, so that every run sees enough steps; the validation
-        accuracy chooses the epoch that is kept. On a CPU the learning rate is 10^-2, the best
-        of 10^-3, 3 x 10^-3 and 10^-2 on the validation images (README notes); on a GPU the
-        source's 10^-3."""
+        accuracy chooses the epoch that is kept. In the laptop profile the learning rate is 10^-2,
+        the best of 10^-3, 3 x 10^-3 and 10^-2 on the validation images (README notes); in the
+        full profile the source's 10^-3."""
         encoder = Encoder.default(dataset)
-        # labels per class -> (epochs, batch) on a CPU: smaller batches for fewer labels, so that
+        # labels per class -> (epochs, batch) in the laptop profile: smaller batches for fewer labels, so that
         # every run takes a few hundred steps or more
-        cpu = {10: (100, 32), 20: (80, 32), 50: (60, 64), 100: (60, 64), 200: (50, 128), 500: (40, 128)}
-        epochs, batch_size = cpu.get(labels_per_class, (40, 128))
+        laptop = {10: (100, 32), 20: (80, 32), 50: (60, 64), 100: (60, 64), 200: (50, 128), 500: (40, 128)}
+        epochs, batch_size = laptop.get(labels_per_class, (40, 128))
         return cls(
             encoder=encoder, labels_per_class=labels_per_class,
-            epochs=pick(smoke=3 if labels_per_class <= 10 else 2, cpu=epochs, gpu=150),
-            batch_size=pick(smoke=64, cpu=batch_size, gpu=64), lr=pick(smoke=1e-2, cpu=1e-2, gpu=1e-3),
-            weight_decay=pick(smoke=5e-4, cpu=5e-4, gpu=2e-4),
+            epochs=pick(smoke=3 if labels_per_class <= 10 else 2, laptop=epochs, full=150),
+            batch_size=pick(smoke=64, laptop=batch_size, full=64), lr=pick(smoke=1e-2, laptop=1e-2, full=1e-3),
+            weight_decay=pick(smoke=5e-4, laptop=5e-4, full=2e-4),
             augment=scratch_views(encoder.image_size),
         )  # fmt: skip
 

@@ -45,8 +45,8 @@ class SimSiamRecipe(Recipe):
 
     @classmethod
     def default(cls) -> SimSiamRecipe:
-        """The source's scale (100 epochs) on a GPU, 25 epochs on a CPU, a toy run in ``smoke``."""
-        return cls(images=pick(smoke=4_000, cpu=55_000, gpu=55_000), epochs=pick(smoke=1, cpu=25, gpu=100))
+        """The source's scale (100 epochs) in ``full``, 25 epochs in ``laptop``, a toy run in ``smoke``."""
+        return cls(images=pick(smoke=4_000, laptop=55_000, full=55_000), epochs=pick(smoke=1, laptop=25, full=100))
 
     def build(self) -> SimSiam:
         return SimSiam(ConvBackbone(), proj_dim=self.proj_dim, pred_dim=self.pred_dim)
