@@ -20,7 +20,6 @@ from course_utils.runtime import (
     atomic_write,
     bfloat16_path,
     device,
-    env_flag,
     precision,
     profile,
     results_dir,

@@ -279,7 +279,8 @@ def test_status_lists_results_and_checkpoints_per_notebook(isolated, capsys):
         "01_base",
         "  results:     laptop 2026-11-25 (01_base.json); smoke 2026-11-24 (01_base.json)",  # cpu, read as laptop
         "  checkpoints: smoke: DAMAGED fashion_supervised-bbbbbbbbbbbb.pt; "
-        "laptop: DAMAGED fashion_supervised-cccccccccccc.pt; laptop (in cpu/): DAMAGED fashion_supervised-0123456789ab.pt",
+        "laptop: DAMAGED fashion_supervised-cccccccccccc.pt; "
+        "laptop (in cpu/): DAMAGED fashion_supervised-0123456789ab.pt",
     ]  # 0-byte files are not cached models
     assert lines[4].startswith(f"  results:     DAMAGED {isolated / 'results' / '02_simsiam.json'}")
     assert lines[5] == "  checkpoints: laptop (in cpu/): DAMAGED simsiam_fashion-aaaaaaaaaaaa.pt"

@@ -29,7 +29,7 @@ from torch import nn
 
 from course_utils import checks, results
 from course_utils.checkpoints import CheckpointError, History, cached, data_fingerprint, load_checkpoint, plain
-from course_utils.runtime import checkpoint_dir, checkpoint_file, describe_precision, device, profile, seed_everything
+from course_utils.runtime import checkpoint_file, describe_precision, device, profile, seed_everything
 
 __all__ = ["LIMITS", "Recipe", "families", "plan"]
 
