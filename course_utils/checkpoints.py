@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from course_utils.runtime import atomic_write, checkpoint_dir, ensure_writable, retrain_requested
+from course_utils.runtime import atomic_write, checkpoint_dir, ensure_writable, retrain_requested, shown_path
 
 History = dict[str, list[float]]
 FORMAT = 2
@@ -152,9 +152,9 @@ def cached(
         record = load_checkpoint(path)
         if record["settings"] == stored:
             model.load_state_dict(record["model"])
-            print(f"Loaded {name} from {path} (same settings; COURSE_RETRAIN=1 trains again)")
+            print(f"Loaded {name} from {shown_path(path)} (same settings; COURSE_RETRAIN=1 trains again)")
             return record["history"]
-        print(f"{path} was trained with other settings; training again")
+        print(f"{shown_path(path)} was trained with other settings; training again")
     _check_writable(folder)
     history = plain_history(train_fn())
     save_checkpoint(path, model, stored, history)
