@@ -77,7 +77,7 @@ def test_no_absolute_path_of_this_machine(path):
 
 
 QUOTED = re.compile(r'<span class="result">([^<]*)</span>')
-NUMBER = re.compile(r"[-−]?\d[\d,]*(?:\.(\d+))?(%?)")
+NUMBER = re.compile(r"[-−]?\d[\d,]*(?:\.(\d+))?( ?%)?")
 
 
 def _numbers(value: object) -> list[float]:
@@ -94,18 +94,19 @@ def _numbers(value: object) -> list[float]:
 
 
 def quoted_number_found(text: str, numbers: list[float]) -> bool:
-    """Whether the quoted ``text`` ("0.906", "45%", "-0.970", "1,106") is one of ``numbers``
+    """Whether the quoted ``text`` ("0.906", "45%", "45 %", "-0.970", "1,106") is one of ``numbers``
     written with as many decimals (a percentage: 100 times the number)."""
     match = NUMBER.fullmatch(text.strip())
     if match is None:
         raise ValueError(f"{text!r} is marked as a quoted result but is not a number like 0.906, 45% or 1,106")
     decimals, percent = len(match[1] or ""), bool(match[2])
-    quoted = match[0].rstrip("%").replace(",", "").replace("−", "-")
+    quoted = match[0].rstrip(" %").replace(",", "").replace("−", "-")
     return any(f"{(100 if percent else 1) * number:.{decimals}f}" == quoted for number in numbers)
 
 
 def test_quoted_numbers_are_compared_at_their_precision():
     assert quoted_number_found("0.906", [0.90602]) and quoted_number_found("45%", [0.4522])
+    assert quoted_number_found("45 %", [0.4522]) and not quoted_number_found("45", [0.4522])
     assert quoted_number_found("−0.970", [-0.9702]) and quoted_number_found("1,106", [1106.2])
     assert not quoted_number_found("0.916", [0.90602]) and not quoted_number_found("46%", [0.4522])
 
