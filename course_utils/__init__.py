@@ -9,6 +9,6 @@ losses), ``evaluate`` (probes, kNN, scores), ``representations`` (scores with an
 labels), ``embed``, ``plots``, ``results``, ``course`` (the headless runner).
 """
 
-from course_utils.runtime import data_dir, device, pick, profile, seed_everything
+from course_utils.runtime import data_dir, device, pick, profile, seed_everything, shown_path
 
-__all__ = ["data_dir", "device", "pick", "profile", "seed_everything"]
+__all__ = ["data_dir", "device", "pick", "profile", "seed_everything", "shown_path"]

@@ -20,7 +20,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from course_utils.runtime import atomic_write, checkpoint_dir, checkpoint_file, ensure_writable, retrain_requested
+from course_utils.runtime import (
+    atomic_write,
+    checkpoint_dir,
+    checkpoint_file,
+    ensure_writable,
+    retrain_requested,
+    shown_path,
+)
 
 History = dict[str, list[float]]
 FORMAT = 2
@@ -199,15 +206,17 @@ def cached(
     if path.exists() and not retrain:
         record = load_checkpoint(path)
         if record["settings"] != stored:
-            print(f"{path} was trained with other settings; training again")
+            print(f"{shown_path(path)} was trained with other settings; training again")
         elif not accept(record):
-            print(f"{path} was trained on other data than this call's; training again")
+            print(f"{shown_path(path)} was trained on other data than this call's; training again")
         else:
             model.load_state_dict(record["model"])
-            print(f"Loaded {name} from {path} (same settings; COURSE_RETRAIN=1 trains again)")
+            print(f"Loaded {name} from {shown_path(path)} (same settings; COURSE_RETRAIN=1 trains again)")
             return record["history"]
     if target.is_dir():
-        raise IsADirectoryError(f"a folder stands where the checkpoint {target} goes; move it away before training")
+        raise IsADirectoryError(
+            f"a folder stands where the checkpoint {shown_path(target)} goes; move it away before training"
+        )
     _check_writable(folder)
     history = train_fn()
     try:
@@ -215,8 +224,8 @@ def cached(
         save_checkpoint(target, model, stored, history, **extra())
     except Exception as error:  # a full disk, a history value that is not a number: keep the trained model
         warnings.warn(
-            f"the trained model could not be saved to {target} ({type(error).__name__}: {error}); it is returned "
-            "but not cached, so the next run trains again",
+            f"the trained model could not be saved to {shown_path(target)} ({type(error).__name__}: {error}); "
+            "it is returned but not cached, so the next run trains again",
             RuntimeWarning,
             stacklevel=2,
         )

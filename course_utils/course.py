@@ -290,15 +290,17 @@ def _grouped(metrics: dict[str, Any]) -> list[tuple[str, Any]]:
 
 
 def _data_text(sources: list[str]) -> str:
-    """``x train from P`` and ``x test from P`` read as ``x train, test from P``."""
+    """The kind of source of each dataset, never its folder (which is the machine's):
+    ``x train from data/x (ImageFolder layout)`` and ``x test from ...`` read as
+    ``x train, test (ImageFolder layout)``; a source without a parenthesised kind is its own kind."""
     splits: dict[tuple[str, str], list[str]] = {}
     for source in sources:
-        match = re.fullmatch(r"(\S+) (\S+) from (.+)", source)
-        name, split, where = match.groups() if match else (source, "", "")
-        found = splits.setdefault((name, where), [])
+        match = re.fullmatch(r"(\S+) (\S+) from ([^,]+?)(?: \(([^()]+)\))?(?:, .*)?", source)
+        name, split, where, kind = match.groups() if match else (source, "", "", None)
+        found = splits.setdefault((name, kind or where), [])
         if split not in found:
             found.append(split)
-    texts = [f"{name} {', '.join(found)} from {where}" if where else name for (name, where), found in splits.items()]
+    texts = [f"{name} {', '.join(found)} ({kind})" if kind else name for (name, kind), found in splits.items()]
     return "; ".join(texts) or "not recorded"
 
 

@@ -1,12 +1,17 @@
 """The figures the notebooks share: image grids, view pairs, training curves, confusion
-matrices, per-class bars, label-efficiency curves and 2-D embeddings (static and interactive)."""
+matrices, per-class bars, label-efficiency curves and 2-D embeddings (static and interactive).
+
+Importing this module sets the course's figure style (``STYLE``); ``library_style`` keeps a
+library that sets its own style for the whole session (Optuna's plots switch to ggplot) from
+changing the figures drawn after it."""
 
 from __future__ import annotations
 
 import base64
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from io import BytesIO
 
 import matplotlib.pyplot as plt
@@ -21,6 +26,31 @@ from sklearn.metrics import ConfusionMatrixDisplay
 from course_utils.evaluate import seed_spread
 from course_utils.images import to_float
 
+# Light grids behind the data, no box around plots and legends; sizes and layout stay per figure.
+STYLE = {
+    "axes.grid": True,
+    "axes.axisbelow": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.titlesize": "medium",
+    "legend.frameon": False,
+}
+plt.rcParams.update(STYLE)
+
+
+@contextmanager
+def library_style() -> Iterator[None]:
+    """Draw a library's figures inside this block: whatever style they set (Optuna's
+    matplotlib plots call ``plt.style.use("ggplot")``) is undone when it ends."""
+    with plt.rc_context():
+        yield
+
+
+def starts_at(label: str, bottom: float) -> str:
+    """An axis label that says where a truncated axis starts, e.g. "F1 (axis starts at 0.4)"."""
+    return f"{label} (axis starts at {bottom:g})" if bottom > 0 else label
+
 
 def _as_image(image: torch.Tensor) -> np.ndarray:
     x = to_float(image) if image.dtype == torch.uint8 else image
@@ -33,8 +63,10 @@ def image_grid(
     ncols: int = 8,
     wrong: Sequence[bool] | None = None,
     size: float = 1.4,
+    title: str = "",
 ) -> plt.Figure:
-    """Show a batch (N, C, H, W) in a grid; titles marked ``wrong`` are drawn in red."""
+    """Show a batch (N, C, H, W) in a grid; titles marked ``wrong`` are drawn in red.
+    ``title`` goes above the grid, laid out with it so that it covers no image title."""
     n = len(images)
     nrows = (n + ncols - 1) // ncols
     fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size + 0.3)), squeeze=False)
@@ -45,7 +77,9 @@ def image_grid(
         ax.imshow(_as_image(images[i]), cmap="gray", vmin=0, vmax=1)
         if titles is not None:
             ax.set_title(titles[i], fontsize=8, color="red" if wrong is not None and wrong[i] else "black")
-    fig.tight_layout()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()  # after the suptitle, which it then leaves room for
     return fig
 
 
@@ -169,9 +203,9 @@ def per_class_bars(
 ) -> plt.Figure:
     """Grouped bars: one group per class, one bar per entry of ``values``.
 
-    The y axis starts just below the lowest bar so that the differences show; ``errors``
-    (name -> per-class standard deviation) adds error bars. The legend sits to the right of
-    the axes, where it covers neither bars nor the title.
+    The y axis starts just below the lowest bar so that the differences show, and its label
+    says where it starts; ``errors`` (name -> per-class standard deviation) adds error bars.
+    The legend sits to the right of the axes, where it covers neither bars nor the title.
     """
     fig, ax = plt.subplots(figsize=(10, 3.8 if title else 3.5), layout="constrained")
     width = 0.8 / len(values)
@@ -180,13 +214,14 @@ def per_class_bars(
         yerr = None if errors is None else errors.get(name)
         ax.bar(x + (i - (len(values) - 1) / 2) * width, heights, width, yerr=yerr, capsize=2, label=name)
     ax.set_xticks(x, classes, rotation=30, ha="right")
-    ax.set_ylabel(ylabel)
     every = np.concatenate([np.asarray(h, dtype=float) for h in values.values()])
-    ax.set_ylim(_lower_limit(every), 1.0 if every.max() <= 1 else None)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    bottom = _lower_limit(every)
+    ax.set_ylim(bottom, 1.0 if every.max() <= 1 else None)
+    ax.set_ylabel(starts_at(ylabel, bottom))
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     if title:
         ax.set_title(title)
-    ax.grid(axis="y", alpha=0.3)
+    ax.grid(axis="x", visible=False)
     return fig
 
 
@@ -203,7 +238,7 @@ def label_curve(
     """Score against labelled images per class (log scale), one line per method.
 
     ``series`` maps a method to one list of values over seeds per k; points are the mean,
-    error bars the standard deviation over seeds. The legend sits right of the axes.
+    error bars the standard deviation over seeds. The legend sits under the axes.
     """
     fig, ax = plt.subplots(figsize=(7.5, 4), layout="constrained")
     for name, values_per_k in series.items():
@@ -217,8 +252,8 @@ def label_curve(
     ax.set_xlabel("labelled images per class")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.grid(alpha=0.3)
-    fig.legend(loc="outside right upper", frameon=False)
+    # Under the axes, which then span the figure's width: neither the title nor a point is covered.
+    fig.legend(loc="outside lower center", ncol=min(len(series), 3))
     return fig
 
 

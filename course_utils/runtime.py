@@ -234,6 +234,22 @@ def checkpoint_file(name: str) -> Path:
     return path
 
 
+_FOLDER_VARIABLES = ("COURSE_DATA_DIR", "COURSE_CHECKPOINT_DIR", "COURSE_RESULTS_DIR")
+
+
+def shown_path(path: Path | str) -> str:
+    """``path`` as the course prints and records it, without the machine's folders: relative
+    to the course folder (``checkpoints/laptop/x.pt``), else relative to the folder variable
+    that holds it (``$COURSE_DATA_DIR/cifar10``), else as it is."""
+    path = Path(path).absolute()
+    bases = [("", REPO_ROOT)]
+    bases += [(f"${name}/", Path(os.environ[name])) for name in _FOLDER_VARIABLES if os.environ.get(name)]
+    for prefix, base in bases:
+        if path.is_relative_to(base.absolute()):
+            return prefix + path.relative_to(base.absolute()).as_posix()
+    return str(path)
+
+
 def ensure_writable(folder: Path) -> None:
     """Create ``folder`` if needed and write a probe file into it; raises the ``OSError``
     (naming the folder) now, before hours of work would be lost to it."""

@@ -191,7 +191,13 @@ def test_table_rows_by_hand(isolated):
     write_result(
         folder,
         "01_demo",
-        datasets=["mnist train from /d (idx)", "mnist test from /d (idx)", "mnist train from /d (idx)", "a {stand-in}"],
+        datasets=[
+            "mnist train from /d (idx), 300 per digit (seed 0)",
+            "mnist test from /d (idx)",
+            "mnist train from /d (idx)",
+            "fashion_mnist test from Debian package",
+            "a {stand-in}",
+        ],
         metrics={
             "f1": 0.91234,
             "probe_10": 0.5,
@@ -208,7 +214,7 @@ def test_table_rows_by_hand(isolated):
     write_result(folder, "02_old", hardware="x86_64 CPU, 2 cores, torch 2.15.0", wall_seconds=647.5)
     text = course.results_table(folder)
     assert (
-        "| 01_demo | laptop | mnist train, test from /d (idx); a {stand-in} "
+        "| 01_demo | laptop | mnist train, test (idx); fashion_mnist test (Debian package); a {stand-in} "
         "| AMD EPYC, 2 of 4 cores, bfloat16 AVX512-BF16 | 1.5 min | 2026-11-25 |" in text
     )
     assert "| 02_old | laptop | not recorded | x86_64 CPU, 2 cores, torch 2.15.0 | 10.8 min | not recorded |" in text

@@ -67,7 +67,7 @@ def test_idx_layout_is_read_pixel_for_pixel(data, name, folder):
         assert np.array_equal(ds.images[:, 0].numpy(), images)
         assert np.array_equal(ds.targets.numpy(), labels) and ds.targets.dtype == torch.int64
         assert ds.classes == CLASSES[name] and len(ds.classes) == 10
-        assert "torchvision layout" in ds.source
+        assert ds.source == f"{name} {split} from $COURSE_DATA_DIR/{folder}/raw (torchvision layout)"
 
 
 def _debian_package(isolated, compress=gzip.compress):
@@ -85,7 +85,7 @@ def test_fashion_mnist_from_the_debian_package(isolated, monkeypatch):
     monkeypatch.setattr("course_utils.data.catalogue.DEBIAN_FASHION_MNIST", package)
     ds = load_dataset("fashion_mnist", "test")
     assert np.array_equal(ds.images[:, 0].numpy(), written["test"][0])
-    assert "dataset-fashion-mnist" in ds.source
+    assert ds.source == "fashion_mnist test from Debian/Ubuntu package dataset-fashion-mnist"  # no folder
     assert not (isolated / "data" / "FashionMNIST").exists(), "the package must be read without copying"
 
 

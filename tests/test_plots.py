@@ -13,6 +13,7 @@ import json
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+import torch
 from matplotlib.container import BarContainer
 
 from course_utils.plots import (
@@ -21,7 +22,9 @@ from course_utils.plots import (
     compare_curves,
     curves,
     embedding_interactive,
+    image_grid,
     label_curve,
+    library_style,
     per_class_bars,
 )
 
@@ -89,6 +92,8 @@ def test_per_class_bars_legend_beside_axes_and_ylim_shows_differences():
     assert not _extent(legend, fig).overlaps(_extent(ax.title, fig)), "the legend covers the title"
     # Lowest bar 0.75: 0.65 rounded down to a multiple of 0.1.
     assert ax.get_ylim() == pytest.approx((0.6, 1.0))
+    assert ax.get_ylabel() == "F1 (axis starts at 0.6)"
+    assert per_class_bars({"x": [0.05, 0.8]}, ["a", "b"]).axes[0].get_ylabel() == "F1"  # from 0: nothing to say
 
 
 def test_per_class_bars_ylim_rounding_and_floor_at_zero():
@@ -126,10 +131,28 @@ def test_label_curve_error_bars_are_std_over_seeds():
     assert ax.get_xlabel() == "labelled images per class"
 
 
-def test_label_curve_legend_covers_no_points():
-    fig = label_curve([1, 10], {"a": [[0.2, 0.3], [0.5, 0.6]], "b": [[0.4], [0.7]]})
+def test_label_curve_legend_covers_no_points_and_no_title():
+    long = "a title as long as the one notebook 02 gives its label curve, and longer"
+    fig = label_curve([1, 10], {"a long series name": [[0.2, 0.3], [0.5, 0.6]], "b": [[0.4], [0.7]]}, title=long)
     (legend,) = fig.legends
     assert not _overlaps(_extent(legend, fig), _extent(fig.axes[0], fig))
+    # under the axes and their tick labels, far from the title however long it is
+    assert _extent(legend, fig).y1 <= fig.axes[0].get_tightbbox(fig.canvas.get_renderer()).y0
+
+
+def test_image_grid_title_covers_no_image_title():
+    fig = image_grid(torch.zeros(4, 1, 8, 8), ["0", "1", "2", "3"], ncols=2, title="a batch")
+    suptitle = _extent(fig._suptitle, fig)
+    for ax in fig.axes:
+        assert suptitle.y0 >= _extent(ax.title, fig).y1, "the figure title reaches down into the first row"
+
+
+def test_library_style_is_undone_after_the_block():
+    grid, facecolor = plt.rcParams["axes.grid"], plt.rcParams["axes.facecolor"]
+    with library_style():
+        plt.style.use("ggplot")  # what Optuna's matplotlib plots do
+        assert plt.rcParams["axes.facecolor"] != facecolor
+    assert (plt.rcParams["axes.grid"], plt.rcParams["axes.facecolor"]) == (grid, facecolor)
 
 
 def test_label_curve_rejects_wrong_number_of_ks():

@@ -140,7 +140,7 @@ def load_from_disk(name: str, split: str, data_dir: Path | str | None = None) ->
         raise DataFormatError(
             f"{location.describe(root)} holds {split} images of shape {tuple(images.shape[1:])}, expected {info.shape}"
         )
-    return ImageDataset(images, targets, list(info.classes), f"{name} {split} from {location.describe(root)}")
+    return ImageDataset(images, targets, list(info.classes), f"{name} {split} from {location.source(root)}")
 
 
 def fetch_ways(name: str) -> list[str]:

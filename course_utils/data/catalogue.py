@@ -14,6 +14,8 @@ from pathlib import Path
 
 from torchvision import datasets as tvd
 
+from course_utils.runtime import shown_path
+
 from .formats import (
     CIFAR_BATCHES,
     STL10_FILES,
@@ -46,6 +48,15 @@ class Location:
 
     def describe(self, data_dir: Path) -> str:
         return f"{self.folder(data_dir)} ({self.label})"
+
+    def source(self, data_dir: Path) -> str:
+        """Where a dataset came from, for printing and for the results files: the folder as
+        ``shown_path`` writes it and the label, or the label alone for a fixed system folder
+        (the Debian package's), which the label already names."""
+        folder = self.folder(data_dir)
+        if not folder.absolute().is_relative_to(Path(data_dir).absolute()):
+            return self.label
+        return f"{shown_path(folder)} ({self.label})"
 
 
 @dataclass(frozen=True)
