@@ -8,6 +8,8 @@
 - ``status``: per notebook, its results (profile, date) and its cached checkpoints.
 - ``release [NOTEBOOK ...] [--output DIR]``: the student copies of the notebooks, made by
   nbgrader (an instructor extra): solutions replaced, hidden tests removed, outputs cleared.
+- ``pack [--output FILE] [--profile P]`` / ``unpack FILE``: hand trained checkpoints to a
+  class in one verified archive (see :mod:`course_utils.kit`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, DeadKernelError
 from tqdm.auto import tqdm
 
-from course_utils import results
+from course_utils import kit, results
 from course_utils.recipes import families as recipe_families
 from course_utils.release import INSTALL_HINT, RELEASE, ReleaseError, release
 from course_utils.runtime import (
@@ -401,8 +403,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     release_parser.add_argument("notebooks", nargs="*", help="number (02), stem or path; default: all")
     release_parser.add_argument("--output", type=Path, default=RELEASE, help="folder for them (default: release/)")
+    pack_parser = commands.add_parser("pack", help="one archive of a profile's checkpoints, with digests and recipes")
+    pack_parser.add_argument("--profile", choices=PROFILES, default="cpu", help="whose checkpoints (default: cpu)")
+    pack_parser.add_argument("--output", type=Path, help="the archive (default: course-checkpoints-<profile>.tar.gz)")
+    unpack_parser = commands.add_parser("unpack", help="verify an archive from pack and add it to the checkpoint cache")
+    unpack_parser.add_argument("archive", type=Path)
     args = parser.parse_args(argv)
     try:
+        if args.command == "pack":
+            output = args.output or Path(f"course-checkpoints-{args.profile}.tar.gz")
+            print(f"{output}: {kit.describe(kit.pack(output, args.profile))}")
+            return 0
+        if args.command == "unpack":
+            manifest, folder = kit.unpack(args.archive)
+            print(f"{folder}: {kit.describe(manifest)} verified and unpacked")
+            return 0
         if args.command == "run":
             return run(args.notebooks, args.profile, args.output, args.inplace)
         if args.command == "table":
@@ -412,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{len(written)} student notebooks in {args.output}")
             return 0
         return status()
-    except (CourseError, ReleaseError) as error:
+    except (CourseError, ReleaseError, kit.KitError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
