@@ -407,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     pack_parser.add_argument("--profile", choices=PROFILES, default="cpu", help="whose checkpoints (default: cpu)")
     pack_parser.add_argument("--output", type=Path, help="the archive (default: course-checkpoints-<profile>.tar.gz)")
     unpack_parser = commands.add_parser("unpack", help="verify an archive from pack and add it to the checkpoint cache")
-    unpack_parser.add_argument("archive", type=Path)
+    unpack_parser.add_argument("archive", type=Path, help="a .tar.gz written by pack")
     args = parser.parse_args(argv)
     try:
         if args.command == "pack":

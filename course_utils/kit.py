@@ -19,6 +19,7 @@ import os
 import re
 import tarfile
 import tempfile
+import time
 import zlib
 from importlib.metadata import version
 from pathlib import Path
@@ -69,7 +70,7 @@ def pack(output: Path, profile: str) -> dict[str, Any]:
     text = json.dumps(manifest, indent=1, sort_keys=True).encode()
     with atomic_write(Path(output)) as f, tarfile.open(fileobj=f, mode="w:gz") as tar:
         info = tarfile.TarInfo(MANIFEST)
-        info.size = len(text)
+        info.size, info.mtime = len(text), int(time.time())
         tar.addfile(info, io.BytesIO(text))
         for path in paths:
             tar.add(path, arcname=path.name, recursive=False)
