@@ -10,6 +10,8 @@
   nbgrader (an instructor extra): solutions replaced, hidden tests removed, outputs cleared.
 - ``book [--output DIR]``: the course as a static HTML book with the notebooks' stored outputs
   (default ``_build/book/``; an instructor extra too, see ``course_utils/book.py``).
+- ``pack [--output FILE] [--profile P]`` / ``unpack FILE``: hand trained checkpoints to a
+  class in one verified archive (see :mod:`course_utils.kit`).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, DeadKernelError
 from tqdm.auto import tqdm
 
-from course_utils import book, results
+from course_utils import book, kit, results
 from course_utils.checkpoints import CheckpointError, load_checkpoint
 from course_utils.recipes import families as recipe_families
 from course_utils.release import INSTALL_HINT, RELEASE, ReleaseError, release
@@ -484,8 +486,21 @@ def main(argv: list[str] | None = None) -> int:
     book_parser.add_argument(
         "--output", type=Path, default=book.BOOK_OUTPUT, help="folder for the site (default: _build/book/)"
     )
+    pack_parser = commands.add_parser("pack", help="one archive of a profile's checkpoints, with digests and recipes")
+    pack_parser.add_argument("--profile", choices=PROFILES, default="laptop", help="whose (default: laptop)")
+    pack_parser.add_argument("--output", type=Path, help="the archive (default: course-checkpoints-<profile>.tar.gz)")
+    unpack_parser = commands.add_parser("unpack", help="verify an archive from pack and add it to the checkpoint cache")
+    unpack_parser.add_argument("archive", type=Path, help="a .tar.gz written by pack")
     args = parser.parse_args(argv)
     try:
+        if args.command == "pack":
+            output = args.output or Path(f"course-checkpoints-{args.profile}.tar.gz")
+            print(f"{output}: {kit.describe(kit.pack(output, args.profile))}")
+            return 0
+        if args.command == "unpack":
+            manifest, folder = kit.unpack(args.archive)
+            print(f"{folder}: {kit.describe(manifest)} verified and unpacked")
+            return 0
         if args.command == "run":
             return run(args.notebooks, args.profile, args.output, args.inplace)
         if args.command == "table":
@@ -498,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"the book is in {book.build(args.output)}")
             return 0
         return status()
-    except (CourseError, ReleaseError, book.BookError) as error:
+    except (CourseError, ReleaseError, book.BookError, kit.KitError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except OSError as error:  # a folder or file the command needs cannot be read or written

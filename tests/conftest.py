@@ -13,6 +13,38 @@ import pytest
 import torch
 from torchvision.io import encode_png
 
+# The notebooks' stored outputs were made on these datasets; nbval compares them.
+NOTEBOOK_DATA = ("fashion_mnist", "mnist", "cifar10")
+
+
+def _missing_data() -> list[str]:
+    from course_utils.data import SPLITS, find
+
+    return [name for name in NOTEBOOK_DATA if not all(find(name, split) for split in SPLITS[name])]
+
+
+def _missing_data_line(missing: list[str]) -> str:
+    from course_utils.data import fetch_command
+    from course_utils.runtime import data_dir
+
+    return (
+        f"MISSING DATA: {', '.join(missing)} not in {data_dir()}, so the notebooks run on the synthetic "
+        f"stand-in and their outputs differ from the stored ones (nbval); fetch them with: "
+        f"{fetch_command(' '.join(NOTEBOOK_DATA))}"
+    )
+
+
+def pytest_report_header(config) -> list[str]:
+    """With ``--nbval``, say at the start of a run, and again at its end if it failed, which
+    datasets are missing."""
+    missing = _missing_data() if config.getoption("nbval", False) else []
+    return [_missing_data_line(missing)] if missing else []
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    if exitstatus != 0 and config.getoption("nbval", False) and (missing := _missing_data()):
+        terminalreporter.write_line(_missing_data_line(missing), red=True, bold=True)
+
 
 @pytest.fixture(autouse=True)
 def close_figures():

@@ -40,7 +40,7 @@ def exercises() -> dict[str, Exercise]:
         imports = next(cell.source for cell in cells if cell.cell_type == "code")
         for index, cell in enumerate(cells):
             grading = cell.metadata.get("nbgrader", {})
-            if grading.get("solution"):
+            if grading.get("solution") and cell.cell_type == "code":
                 test = cells[index + 1]
                 points = test.metadata["nbgrader"]["points"]
                 found[grading["grade_id"]] = Exercise(path, imports, cell.source, test.source, points)
@@ -68,7 +68,7 @@ def test_every_notebook_has_two_graded_exercises_after_a_task():
         assert len(mine) >= 2, f"{path.name}: {len(mine)} exercises"
         for index, cell in enumerate(cells):
             grading = cell.metadata.get("nbgrader", {})
-            if grading.get("solution"):
+            if grading.get("solution") and cell.cell_type == "code":
                 assert cells[index - 1].cell_type == "markdown" and "Exercise" in cells[index - 1].source
                 assert SOLUTION.search(cell.source), f"{path.name} {grading['grade_id']}: no solution markers"
                 test = cells[index + 1]
@@ -79,7 +79,42 @@ def test_every_notebook_has_two_graded_exercises_after_a_task():
                 assert hidden.rstrip().endswith("### END HIDDEN TESTS")
     all_ids = [cell.metadata["nbgrader"]["grade_id"] for path in NOTEBOOKS for cell in nbformat.read(path, 4).cells
                if "nbgrader" in cell.metadata]  # fmt: skip
-    assert len(all_ids) == len(set(all_ids)) == 2 * len(ids)
+    assert len(all_ids) == len(set(all_ids)) == 2 * len(ids) + len(written_questions())
+
+
+def written_questions() -> dict[str, tuple[Path, str, str]]:
+    """grade id -> (notebook, question text, answer cell source) of every manually graded written answer."""
+    found = {}
+    for path in NOTEBOOKS:
+        cells = nbformat.read(path, as_version=4).cells
+        for index, cell in enumerate(cells):
+            if cell.cell_type == "markdown" and cell.metadata.get("nbgrader", {}).get("solution"):
+                found[cell.metadata["nbgrader"]["grade_id"]] = (path, cells[index - 1].source, cell.source)
+    return found
+
+
+def test_every_notebook_has_a_written_question_with_points_and_a_mark_scheme():
+    questions = written_questions()
+    for path in NOTEBOOKS:
+        mine = [grade for grade, (notebook, _, _) in questions.items() if notebook == path]
+        assert len(mine) >= 1, f"{path.name}: no written question"
+        cells = nbformat.read(path, as_version=4).cells
+        for index, cell in enumerate(cells):
+            meta = cell.metadata.get("nbgrader", {})
+            if cell.cell_type != "markdown" or not meta.get("solution"):
+                continue
+            grade_id = meta["grade_id"]
+            assert re.fullmatch(rf"{path.name[:2]}-written-[a-z0-9-]+", grade_id), grade_id
+            assert meta["grade"] and not meta["locked"] and meta["points"] > 0 and not meta.get("task")
+            question = cells[index - 1]
+            assert question.cell_type == "markdown" and "nbgrader" not in question.metadata
+            assert f"({meta['points']} points)" in question.source.splitlines()[0]
+            assert cell.source.startswith("### BEGIN SOLUTION\n**Mark scheme") and cell.source.endswith(
+                "### END SOLUTION"
+            ), f"{grade_id}: the whole answer cell must be the mark scheme, between the solution markers"
+            parts = re.findall(r"^\d\. ", question.source, re.M)
+            scored = re.findall(r"^- \*\*(\d) points? \(\d\):\*\*", cell.source, re.M)
+            assert len(parts) == len(scored) and sum(map(int, scored)) == meta["points"], grade_id
 
 
 @pytest.mark.parametrize("grade_id", sorted(exercises()))

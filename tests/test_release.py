@@ -80,7 +80,13 @@ def test_the_student_copies_hold_no_solution_no_hidden_test_and_no_output(releas
         )
         for before, after in zip(source.cells, student.cells):
             grading = before.metadata.get("nbgrader", {})
-            if grading.get("solution"):
+            if grading.get("solution") and before.cell_type == "markdown":  # a written answer: its mark scheme goes
+                assert after.source == "YOUR ANSWER HERE" and not after.metadata["nbgrader"]["locked"]
+                assert after.metadata["nbgrader"]["points"] == grading["points"]
+                scheme = [line for line in before.source.splitlines() if len(line) > 20]
+                assert not [line for line in scheme if line in text], f"{source_path.name} {grading['grade_id']}"
+                assert "Mark scheme" not in text
+            elif grading.get("solution"):
                 body = SOLUTION.search(before.source).group(1)
                 code = [line.strip() for line in body.splitlines() if len(line.strip()) > 12]
                 leaked = [line for line in code if line in text]
@@ -138,9 +144,14 @@ def test_nbgrader_gives_a_filled_in_copy_full_marks_and_the_untouched_copy_zero(
     shutil.copy(REPO_ROOT / "notebooks" / name, course_dir / "source" / "ps1" / name)
     nbgrader(course_dir, "generate_assignment", "ps1")
 
-    solutions = {cell.id: cell.source for cell in nbformat.read(REPO_ROOT / "notebooks" / name, 4).cells
-                 if cell.metadata.get("nbgrader", {}).get("solution")}  # fmt: skip
-    assert len(solutions) == 2
+    source_cells = nbformat.read(REPO_ROOT / "notebooks" / name, 4).cells
+    solutions = {cell.id: cell.source for cell in source_cells
+                 if cell.metadata.get("nbgrader", {}).get("solution") and cell.cell_type == "code"}  # fmt: skip
+    written = [cell for cell in source_cells
+               if cell.metadata.get("nbgrader", {}).get("solution") and cell.cell_type == "markdown"]  # fmt: skip
+    assert len(solutions) == 2 and len(written) == 1
+    written_id, written_points = written[0].metadata["nbgrader"]["grade_id"], written[0].metadata["nbgrader"]["points"]
+    solutions[written[0].id] = "The first 1,000 labels are not better: 0.003 is one standard deviation."
     filled = nbformat.read(released / name, as_version=4)
     for cell in filled.cells:
         cell.source = solutions.get(cell.id, cell.source)
@@ -153,5 +164,13 @@ def test_nbgrader_gives_a_filled_in_copy_full_marks_and_the_untouched_copy_zero(
     with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gradebook:
         filled_score = gradebook.find_submission("ps1", "filled")
         untouched_score = gradebook.find_submission("ps1", "untouched")
-        assert filled_score.max_score == 4  # two exercises of 2 points
+        assert filled_score.max_score == 4 + written_points  # two exercises of 2 points and the written question
         assert (filled_score.score, untouched_score.score) == (4, 0)
+        # The written answer waits for a person: no automatic score, flagged for manual grading.
+        answered = gradebook.find_grade(written_id, name.removesuffix(".ipynb"), "ps1", "filled")
+        assert (answered.auto_score, answered.max_score, answered.needs_manual_grade) == (None, written_points, True)
+        assert filled_score.needs_manual_grade
+        # Left as released ("YOUR ANSWER HERE"), it scores 0 without a person looking.
+        blank = gradebook.find_grade(written_id, name.removesuffix(".ipynb"), "ps1", "untouched")
+        assert (blank.auto_score, blank.needs_manual_grade) == (0, False)
+        assert not untouched_score.needs_manual_grade

@@ -3,7 +3,9 @@
 - ``list``: every dataset in the catalogue, and for every split where it was found.
 - ``check``: read the named datasets (all by default) from disk; exit 1 if one is missing
   or unreadable. The synthetic stand-in never counts as found, in any profile.
-- ``download``: fetch the named datasets with torchvision into the data directory.
+- ``download``: fetch the named datasets with torchvision into the data directory, from
+  the official servers or from the mirror in ``COURSE_DATA_MIRROR`` (a URL holding the same
+  files as ``<mirror>/<torchvision class>/<file>``, e.g. ``<mirror>/MNIST/train-images-idx3-ubyte.gz``).
 
 Errors are reported in one line and a non-zero exit, never as a traceback.
 """
@@ -70,6 +72,7 @@ def _check(names: list[str]) -> int:
 
 def _download(names: list[str]) -> int:
     root = data_root()
+    source = catalogue.mirror() or "the official servers"
     failed = 0
     for name in names:
         info = CATALOGUE[name]
@@ -77,7 +80,7 @@ def _download(names: list[str]) -> int:
             if find(name, split, root):
                 print(f"{name} {split}: already present")
                 continue
-            print(f"{name} {split}: downloading into {root} ({info.download_size} for the whole dataset) ...")
+            print(f"{name} {split}: downloading from {source} into {root} ({info.download_size} for all splits) ...")
             try:
                 catalogue.download(name, root, split)
             except Exception as error:  # report every kind of network failure the same way

@@ -8,9 +8,11 @@ and how big that download is. Adding a dataset means adding one entry to
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from torchvision import datasets as tvd
 
@@ -28,6 +30,8 @@ from .formats import (
 )
 
 Reader = Callable[[Path, str, Sequence[str]], Arrays]
+
+MIRROR_VARIABLE = "COURSE_DATA_MIRROR"
 
 # Ubuntu and Debian ship the original FashionMNIST files in this package.
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -82,9 +86,31 @@ def _torchvision_layout(folder: str, files: Callable[[str], list[str]], read: Re
     return Location("torchvision layout", lambda data_dir: data_dir / folder, files, read)
 
 
+def mirror() -> str | None:
+    """The base URL in ``COURSE_DATA_MIRROR`` (None when unset); anything but an http(s) URL
+    is a ValueError naming the variable (torchvision's downloader cannot read file:// URLs)."""
+    raw = os.environ.get(MIRROR_VARIABLE, "").strip()
+    if raw and urlsplit(raw).scheme not in ("http", "https"):
+        raise ValueError(f"{MIRROR_VARIABLE}={raw!r} is not a web address; give one starting with http:// or https://")
+    return raw.rstrip("/") or None
+
+
+def mirrored(cls: type) -> type:
+    """torchvision's dataset class ``cls``, or with ``COURSE_DATA_MIRROR`` set, a subclass of
+    the same name (torchvision names its folders after the class) that fetches the same
+    files from ``<mirror>/<class name>/<file name>``, e.g. ``<mirror>/MNIST/train-images-idx3-ubyte.gz``
+    or ``<mirror>/CIFAR10/cifar-10-python.tar.gz``. torchvision still checks their MD5 sums."""
+    base = mirror()
+    if base is None:
+        return cls
+    folder = f"{base}/{cls.__name__}/"
+    urls = {"mirrors": [folder]} if hasattr(cls, "mirrors") else {"url": folder + cls.filename}
+    return type(cls.__name__, (cls,), urls)
+
+
 def _fetch_with_train_flag(cls: type) -> Callable[[Path, str], object]:
     """torchvision's downloader for datasets whose split is ``train=True/False``."""
-    return lambda data_dir, split: cls(str(data_dir), train=split == "train", download=True)
+    return lambda data_dir, split: mirrored(cls)(str(data_dir), train=split == "train", download=True)
 
 
 _TRAIN_TEST = ("train", "test")
@@ -147,7 +173,7 @@ CATALOGUE: dict[str, DatasetInfo] = {
             classes=("airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck"),
             shape=(3, 96, 96),
             locations=(_torchvision_layout(tvd.STL10.base_folder, STL10_FILES.__getitem__, read_stl10),),
-            fetch=lambda data_dir, split: tvd.STL10(str(data_dir), split=split, download=True),
+            fetch=lambda data_dir, split: mirrored(tvd.STL10)(str(data_dir), split=split, download=True),
             download_mb=2640,
         ),
     ]
