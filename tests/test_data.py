@@ -544,5 +544,5 @@ def test_hold_out_splits_off_k_per_class_after_the_first_items():
     assert hold_out(data, 2, seed=6, after=6)[1].images.flatten().tolist() != held_ids
     with pytest.raises(ValueError, match="has only 4"):
         hold_out(data, 5, after=6)
-    with pytest.raises(ValueError, match="after must lie"):
+    with pytest.raises(ValueError, match="after must be an int >= 0 and <= "):
         hold_out(data, 1, after=18)
