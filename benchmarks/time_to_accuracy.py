@@ -91,9 +91,9 @@ def seconds_per_step(recipe: Recipe, data: torch.Tensor) -> float:
     batch = recipe.batch_size
     timings = []
     for steps in CALIBRATION_STEPS:
-        model = recipe.build()
+        model, subset = recipe.build(), data[: batch * steps]
         began = time.perf_counter()
-        replace(recipe, epochs=1).fit(model, data[: batch * steps])
+        replace(recipe, epochs=1, images=len(subset)).fit(model, subset)
         timings.append(time.perf_counter() - began)
     return max(timings[1] - timings[0], 1e-6) / (CALIBRATION_STEPS[1] - CALIBRATION_STEPS[0])
 
@@ -107,7 +107,7 @@ def run(candidate: Candidate, minutes: float, bank_size: int, seed: int = 0) -> 
     step_seconds = seconds_per_step(candidate.recipe, data)
     steps_per_epoch = len(data) // candidate.recipe.batch_size
     epochs = max(1, int(minutes * 60 / (step_seconds * steps_per_epoch)))
-    recipe = replace(candidate.recipe, epochs=epochs)
+    recipe = replace(candidate.recipe, epochs=epochs, images=len(data))  # images: what load_data found
     seed_everything(recipe.seed)
     model = recipe.build()
     monitor = KnnMonitor(bank, validation)

@@ -42,8 +42,10 @@ def _labelled(n: int, channels: int, size: int) -> ImageDataset:
     return ImageDataset(_images(n, channels, size), torch.arange(n) % 10, [str(c) for c in range(10)], "stand-in")
 
 
-def _one_epoch(recipe, data) -> dict[str, list[float]]:
-    recipe = dataclasses.replace(recipe, epochs=1)
+def _one_epoch(recipe, data, **counts: int) -> dict[str, list[float]]:
+    """One epoch of ``recipe`` on ``data``; ``counts`` set its image or label counts to the
+    stand-in's size (a recipe refuses data of another size), every other setting stays."""
+    recipe = dataclasses.replace(recipe, epochs=1, **counts)
     model = recipe.build()
     history = recipe.fit(model, data)
     assert all(torch.isfinite(torch.tensor(history["step_loss"]))), history["step_loss"]
@@ -69,13 +71,13 @@ def test_simclr_pretrains_a_full_resnet18_on_stl10_shaped_images(full):
 
 def test_the_from_scratch_baseline_trains_at_96_pixels(full):
     recipe = ScratchRecipe.default("stl10", 400)
-    _one_epoch(recipe, (_labelled(4, 3, 96), _labelled(2, 3, 96)))
+    _one_epoch(recipe, (_labelled(10, 3, 96), _labelled(2, 3, 96)), labels_per_class=1)
 
 
 def test_fashion_mnist_baselines_and_simsiam_at_the_source_settings(full):
     for recipe in (FashionSupervised.all_labels(), FashionSupervised.sweep()[10][0]):
-        _one_epoch(recipe, (_labelled(8, 1, 28), _labelled(4, 1, 28)))
-    _one_epoch(SimSiamRecipe.default(), _images(8, 1, 28))
+        _one_epoch(recipe, (_labelled(10, 1, 28), _labelled(4, 1, 28)), labels=10)
+    _one_epoch(SimSiamRecipe.default(), _images(8, 1, 28), images=8)
 
 
 def test_each_kind_of_metric_step_at_full_width(full):

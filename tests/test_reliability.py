@@ -445,7 +445,8 @@ def test_status_marks_an_empty_checkpoint_as_damaged(isolated, capsys):
     assert load_checkpoint(cpu / "fashion_supervised-111111111111.pt")
     course.status(folder)
     assert (
-        "  checkpoints: cpu: DAMAGED fashion_supervised-000000000000.pt, fashion_supervised-111111111111.pt"
+        "  checkpoints: laptop (in cpu/): DAMAGED fashion_supervised-000000000000.pt, "
+        "fashion_supervised-111111111111.pt"
         in capsys.readouterr().out.splitlines()
     )
 

@@ -66,6 +66,7 @@ class _SleepyRecipe:
 
     epochs: int = 1
     batch_size: int = 4
+    images: int | None = None
 
     def build(self) -> nn.Module:
         return nn.Linear(1, 1)
