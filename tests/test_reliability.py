@@ -446,8 +446,7 @@ def test_status_marks_an_empty_checkpoint_as_damaged(isolated, capsys):
     course.status(folder)
     assert (
         "  checkpoints: laptop (in cpu/): DAMAGED fashion_supervised-000000000000.pt, "
-        "fashion_supervised-111111111111.pt"
-        in capsys.readouterr().out.splitlines()
+        "fashion_supervised-111111111111.pt" in capsys.readouterr().out.splitlines()
     )
 
 
