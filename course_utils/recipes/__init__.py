@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib
 import json
-import pkgutil
 import types
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -31,7 +29,7 @@ from course_utils import checks, results
 from course_utils.checkpoints import CheckpointError, History, cached, data_fingerprint, load_checkpoint, plain
 from course_utils.runtime import checkpoint_file, describe_precision, device, profile, seed_everything
 
-__all__ = ["LIMITS", "Recipe", "families", "plan"]
+__all__ = ["LIMITS", "Recipe", "plan"]
 
 # Inclusive (low, high) bounds of the recipe fields that may be 0 or must stay below a limit;
 # every other int field must be >= 1 and every other float field > 0 (see checks.fields).
@@ -159,21 +157,6 @@ def _from_plain(kind: Any, value: Any) -> Any:
         arms = [arm for arm in get_args(kind) if arm is not type(None)]
         return _from_plain(arms[0], value) if len(arms) == 1 else value
     return value
-
-
-def families() -> dict[str, set[str]]:
-    """Checkpoint families per notebook number, e.g. ``{"02": {"simsiam_fashion"}}``, from
-    every recipe defined in this package's modules."""
-    for module in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{module.name}")
-    found: dict[str, set[str]] = {}
-    pending = list(Recipe.__subclasses__())
-    while pending:
-        recipe = pending.pop()
-        pending += recipe.__subclasses__()
-        if recipe.__module__.startswith(__name__):
-            found.setdefault(recipe.notebook.partition("_")[0], set()).add(recipe.name)
-    return found
 
 
 def _flatten(items: Iterable[Any]) -> list[Recipe]:
