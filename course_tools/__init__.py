@@ -1,4 +1,4 @@
-"""The course's maintenance tools, for instructors and maintainers: ``python -m course_tools``
-runs the notebooks headless, writes RESULTS.md's results table, reports what is cached, packs
-trained checkpoints for a class, makes the student release and builds the HTML book. The
-notebooks never import this package; what they use is in ``course_utils``."""
+"""The course's own tooling, for instructors and maintainers (``python -m course_tools``): running
+the notebooks headless, RESULTS.md's results table, what is cached, packing trained checkpoints
+for a class, the student release, the book, and the export of notebook cells into
+``course_utils.methods``. The notebooks never import it; what they use is in ``course_utils``."""
