@@ -1,5 +1,5 @@
-"""Sphinx configuration of the course's book; `python -m course_utils.course book` builds it
-from a staging copy of this folder (see course_utils/book.py), so paths here are relative to it."""
+"""Sphinx configuration of the course's book; `python -m course_tools book` builds it
+from a staging copy of this folder (see course_tools/book.py), so paths here are relative to it."""
 
 from pathlib import Path
 

@@ -1,3 +1,4 @@
-"""The course's own tooling, for instructors and maintainers: running notebooks headless,
-the student release, the book, the teaching kit, and the export of notebook cells into
-``course_utils.methods``. Students never import it; the notebooks import ``course_utils``."""
+"""The course's own tooling, for instructors and maintainers (``python -m course_tools``): running
+the notebooks headless, RESULTS.md's results table, what is cached, packing trained checkpoints
+for a class, the student release, the book, and the export of notebook cells into
+``course_utils.methods``. The notebooks never import it; what they use is in ``course_utils``."""

@@ -222,19 +222,21 @@ def checkpoint_dir() -> Path:
     return checkpoint_root() / profile()
 
 
+def checkpoint_folders(profile: str) -> list[Path]:
+    """The folders holding ``profile``'s checkpoints: its own, then those of its old names
+    (``checkpoints/cpu/`` for ``laptop``), where earlier runs left theirs."""
+    names = [profile] + [old for old, new in OLD_PROFILE_NAMES.items() if new == profile]
+    return [checkpoint_root() / name for name in names]
+
+
 def checkpoint_file(name: str) -> Path:
-    """The checkpoint ``name`` of the current profile: ``checkpoint_dir()/<name>.pt``, or the
-    file of that name in the profile's folder under its old name (``checkpoints/cpu/`` for
-    ``laptop``) when only that one exists, so that earlier runs stay loadable."""
-    path = checkpoint_dir() / f"{name}.pt"
-    for old, new in OLD_PROFILE_NAMES.items():
-        earlier = checkpoint_root() / old / f"{name}.pt"
-        if new == profile() and not path.exists() and earlier.exists():
-            return earlier
-    return path
+    """The checkpoint ``name`` of the current profile: the first ``<name>.pt`` that exists in
+    :func:`checkpoint_folders`, so that earlier runs stay loadable, else the one in ``checkpoint_dir()``."""
+    paths = [folder / f"{name}.pt" for folder in checkpoint_folders(profile())]
+    return next((path for path in paths if path.exists()), paths[0])
 
 
-_FOLDER_VARIABLES = ("COURSE_DATA_DIR", "COURSE_CHECKPOINT_DIR", "COURSE_RESULTS_DIR")
+FOLDER_VARIABLES = ("COURSE_DATA_DIR", "COURSE_CHECKPOINT_DIR", "COURSE_RESULTS_DIR")
 
 
 def shown_path(path: Path | str) -> str:
@@ -243,7 +245,7 @@ def shown_path(path: Path | str) -> str:
     that holds it (``$COURSE_DATA_DIR/cifar10``), else as it is."""
     path = Path(path).absolute()
     bases = [("", REPO_ROOT)]
-    bases += [(f"${name}/", Path(os.environ[name])) for name in _FOLDER_VARIABLES if os.environ.get(name)]
+    bases += [(f"${name}/", Path(os.environ[name])) for name in FOLDER_VARIABLES if os.environ.get(name)]
     for prefix, base in bases:
         if path.is_relative_to(base.absolute()):
             return prefix + path.relative_to(base.absolute()).as_posix()

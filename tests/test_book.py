@@ -1,4 +1,4 @@
-"""The HTML book (``python -m course_utils.course book``), read in a real browser.
+"""The HTML book (``python -m course_tools book``), read in a real browser.
 
 The staging of the notebooks is tested on hand-made outputs; then the book is built (Sphinx
 warnings are errors here) and every page is opened in Debian's headless Chromium, driven by
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import importlib.util
 import json
 import os
 import re
@@ -23,8 +22,9 @@ from urllib.parse import urlparse
 import nbformat
 import pytest
 
-from course_utils import book
-from course_utils.release import MARKERS
+from course_tools import book
+from course_tools.common import INSTALL_HINT, missing
+from course_tools.release import MARKERS
 from course_utils.runtime import REPO_ROOT, env_flag
 
 # Sphinx 9 warns that myst-parser and the book theme use an API it will remove in Sphinx 11: theirs to fix.
@@ -49,7 +49,7 @@ def require(missing: list[str]) -> None:
     """Skip for what is missing, or fail where the browser test is required (CI)."""
     if not missing:
         return
-    message = f"the book's browser test needs {', '.join(missing)}: {book.INSTALL_HINT}; apt-get install chromium"
+    message = f"the book's browser test needs {', '.join(missing)}: {INSTALL_HINT}; apt-get install chromium"
     if env_flag("COURSE_REQUIRE_BROWSER", os.environ.get("CI", "").lower() == "true"):
         pytest.fail(f"required here, but missing: {message}")
     pytest.skip(message)
@@ -142,7 +142,7 @@ def plotly_outputs(path: Path) -> int:
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem[:2])
 def test_the_staged_notebook_hides_solutions_and_keeps_every_figure(path):
-    require(book.missing_packages())
+    require(missing(*book.NEEDS))
     staged = book.readable(nbformat.read(path, as_version=4))
     text = json.dumps(staged)
     assert not [marker for marker in MARKERS if marker in text], "solutions or hidden tests reach the book"
@@ -162,10 +162,7 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Iterator[str]:
     """The book, built once, served on a loopback port; yields its base URL."""
-    missing = book.missing_packages()
-    missing += [] if importlib.util.find_spec("playwright") else ["playwright"]
-    missing += [] if CHROMIUM.exists() else [str(CHROMIUM)]
-    require(missing)
+    require(missing(*book.NEEDS, "playwright") + ([] if CHROMIUM.exists() else [str(CHROMIUM)]))
     output = tmp_path_factory.mktemp("book")
     assert book.build(output, strict=True) == output / "index.html"
     handler = functools.partial(QuietHandler, directory=str(output))
@@ -272,14 +269,15 @@ def test_navigation_reaches_every_page_in_course_order(site, browser):
 
 
 def test_the_book_command_writes_the_site_or_says_what_is_missing(monkeypatch, tmp_path, capsys):
-    from course_utils import course
+    from course_tools import course
 
-    monkeypatch.setattr(book, "missing_packages", lambda: ["myst_nb"])
+    monkeypatch.setattr("course_tools.common.missing", lambda *names: ["myst_nb"])
     assert course.main(["book", "--output", str(tmp_path / "site")]) == 1
-    assert capsys.readouterr().err == f"error: the book needs myst_nb, not installed: {book.INSTALL_HINT}\n"
+    expected = f"error: the book needs myst_nb, not installed; it is an instructor extra: {INSTALL_HINT}\n"
+    assert capsys.readouterr().err == expected
     assert not (tmp_path / "site").exists()
     blocked = tmp_path / "file"
     blocked.write_text("")
-    monkeypatch.setattr(book, "missing_packages", lambda: [])
+    monkeypatch.setattr("course_tools.common.missing", lambda *names: [])
     assert course.main(["book", "--output", str(blocked / "site")]) == 1
     assert f"cannot write to the output folder {blocked / 'site'}" in capsys.readouterr().err

@@ -12,7 +12,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_utils import course
+from course_tools import course
+from course_utils.recipes import Recipe
 from course_utils.runtime import REPO_ROOT
 
 
@@ -53,7 +54,7 @@ def test_run_smoke_end_to_end_stops_at_the_failing_cell_and_names_it(isolated):
     write_notebook(folder / "03_later.ipynb", "print('must not run after a failure')")
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     done = subprocess.run(
-        [sys.executable, "-m", "course_utils.course", "run", "--profile", "smoke", "--output", str(isolated / "out")]
+        [sys.executable, "-m", "course_tools", "run", "--profile", "smoke", "--output", str(isolated / "out")]
         + [str(folder / name) for name in ("03_later.ipynb", "02_needs_data.ipynb", "01_ok.ipynb")],
         capture_output=True,
         text=True,
@@ -132,10 +133,10 @@ def test_notebooks_are_found_by_number_stem_or_path_and_run_in_course_order(isol
 
 
 def test_the_results_page_table_is_what_the_results_files_say():
-    """Numbers reach RESULTS.md only through `python -m course_utils.course table`."""
+    """Numbers reach RESULTS.md only through `python -m course_tools table`."""
     expected = course.results_table(REPO_ROOT / "results")
     assert course.page_table(REPO_ROOT / "RESULTS.md") == expected, (
-        "RESULTS.md's results table differs from results/*.json; run python -m course_utils.course table"
+        "RESULTS.md's results table differs from results/*.json; run python -m course_tools table"
     )
 
 
@@ -264,6 +265,17 @@ def test_table_errors_name_the_damaged_file_and_the_missing_markers(isolated, ca
 
 
 # ---------------------------------------------------------------- status
+
+
+def test_families_map_each_notebook_to_its_checkpoint_names():
+    class Outside(Recipe):  # a recipe defined outside the package is not the course's
+        name, notebook = "outside", "99_tests"
+
+    found = course.families()
+    assert found["01"] == {"fashion_supervised"}
+    assert found["02"] == {"simsiam_fashion"}
+    assert found["03"] == {"simclr", "simclr_scratch"}
+    assert "99" not in found and "tests" not in found
 
 
 def test_status_lists_results_and_checkpoints_per_notebook(isolated, capsys):

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from course_utils import course
-from course_utils.kit import MANIFEST
+from course_tools import course
+from course_tools.kit import MANIFEST
 from course_utils.recipes.fashion import FashionSupervised
 
 RECIPE = FashionSupervised(labels=40, balanced=True, epochs=1, batch_size=20)

@@ -216,14 +216,6 @@ def test_cifar_pretraining_leaves_the_validation_images_out(monkeypatch):
     assert ids(pretraining) == ids(pool.images) and not ids(pretraining) & ids(validation.images)
 
 
-def test_families_map_each_notebook_to_its_checkpoint_names():
-    found = recipes.families()
-    assert found["01"] == {"fashion_supervised"}
-    assert found["02"] == {"simsiam_fashion"}
-    assert found["03"] == {"simclr", "simclr_scratch"}
-    assert "tests" not in found, "recipes defined outside the package are not the course's"
-
-
 def test_the_laptop_profile_loads_checkpoints_that_earlier_runs_wrote_to_checkpoints_cpu(isolated):
     ToyRecipe.trained = 0
     earlier = isolated / "checkpoints" / "cpu" / f"{ToyRecipe(lr=0.5).checkpoint_name()}.pt"

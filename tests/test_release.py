@@ -1,4 +1,4 @@
-"""The student release (``python -m course_utils.course release``) and autograding with nbgrader.
+"""The student release (``python -m course_tools release``) and autograding with nbgrader.
 
 nbgrader is an instructor extra. Without it these tests skip, except where
 ``COURSE_REQUIRE_NBGRADER=1`` (CI), where they fail."""
@@ -17,8 +17,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from course_utils import course
-from course_utils.release import INSTALL_HINT, MARKERS
+from course_tools import course
+from course_tools.common import INSTALL_HINT
+from course_tools.release import MARKERS
 from course_utils.runtime import REPO_ROOT, env_flag
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("0[1-6]_*.ipynb"))
@@ -46,7 +47,7 @@ def released(tmp_path_factory) -> Path:
     need_nbgrader()
     folder = tmp_path_factory.mktemp("release")
     done = subprocess.run(
-        [sys.executable, "-m", "course_utils.course", "release", "--output", str(folder)],
+        [sys.executable, "-m", "course_tools", "release", "--output", str(folder)],
         capture_output=True,
         text=True,
         env=environment(),
@@ -62,7 +63,7 @@ def test_release_without_nbgrader_is_one_clear_line(monkeypatch, tmp_path, capsy
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "nbgrader" else real(name, *a))
     assert course.main(["release", "--output", str(tmp_path / "out")]) == 1
     error = capsys.readouterr().err
-    assert error == f"error: nbgrader is not installed; it is an instructor extra: {INSTALL_HINT}\n"
+    assert error == f"error: the release needs nbgrader, not installed; it is an instructor extra: {INSTALL_HINT}\n"
     assert not (tmp_path / "out").exists()
 
 

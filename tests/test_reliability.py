@@ -16,7 +16,8 @@ import pytest
 import torch
 from test_course import write_notebook, write_result
 
-from course_utils import course, results
+from course_tools import course
+from course_utils import results
 from course_utils.checkpoints import load_checkpoint, save_checkpoint
 from course_utils.data import ImageDataset, first_k, hold_out, per_class
 from course_utils.embed import embed_2d
@@ -430,7 +431,7 @@ def test_table_refuses_a_missing_results_folder_and_folders_in_place_of_files(is
 
 def test_the_table_command_exits_1_without_a_traceback_on_a_misspelt_results_folder(isolated):
     env = {**os.environ, "COURSE_RESULTS_DIR": str(isolated / "resluts"), "PYTHONPATH": str(REPO_ROOT)}
-    done = subprocess.run([sys.executable, "-m", "course_utils.course", "table", "--check"], env=env,
+    done = subprocess.run([sys.executable, "-m", "course_tools", "table", "--check"], env=env,
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 1 and "Traceback" not in done.stderr and "does not exist" in done.stderr
 
@@ -466,7 +467,7 @@ def test_an_interrupted_run_says_so_and_exits_130(isolated, signum):
     path = write_notebook(isolated / "nbs" / "01_wait.ipynb", f"open({str(marker)!r}, 'w').close()\nimport time\n"
                           "time.sleep(60)")  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    command = [sys.executable, "-m", "course_utils.course", "run", str(path), "--output", str(isolated / "out")]
+    command = [sys.executable, "-m", "course_tools", "run", str(path), "--output", str(isolated / "out")]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                start_new_session=True)  # fmt: skip
     deadline = time.monotonic() + 90

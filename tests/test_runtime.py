@@ -160,6 +160,20 @@ def test_folders_follow_the_environment(isolated, monkeypatch):
     assert runtime.results_dir() == isolated / "results" / "smoke", "smoke runs must not overwrite measured results"
 
 
+def test_checkpoint_folders_put_the_profile_first_then_its_old_names(isolated, monkeypatch):
+    monkeypatch.setenv("COURSE_CHECKPOINT_DIR", str(isolated / "cache"))
+    cache = isolated / "cache"
+    assert runtime.checkpoint_folders("laptop") == [cache / "laptop", cache / "cpu"]
+    assert runtime.checkpoint_folders("full") == [cache / "full", cache / "gpu"]
+    assert runtime.checkpoint_folders("smoke") == [cache / "smoke"]
+    for name in ("cpu/a.pt", "cpu/b.pt", "laptop/b.pt", "gpu/c.pt"):
+        (cache / name).parent.mkdir(parents=True, exist_ok=True)
+        (cache / name).write_bytes(b"")
+    assert runtime.checkpoint_file("a") == cache / "cpu" / "a.pt"  # only an earlier run's
+    assert runtime.checkpoint_file("b") == cache / "laptop" / "b.pt"  # the profile's own wins
+    assert runtime.checkpoint_file("c") == cache / "laptop" / "c.pt"  # gpu/ is full's: where training saves
+
+
 def test_atomic_write_replaces_whole_or_not_at_all(isolated):
     path = isolated / "out" / "file.txt"
     with runtime.atomic_write(path, "w") as f:

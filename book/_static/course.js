@@ -1,5 +1,5 @@
 // Draw each plotly figure of a notebook output with the local plotly.js; where JavaScript
-// does not run, the block keeps its static image (see course_utils/book.py).
+// does not run, the block keeps its static image (see course_tools/book.py).
 document.addEventListener("DOMContentLoaded", () => {
   if (typeof Plotly === "undefined") return;
   for (const block of document.querySelectorAll(".course-plotly")) {

@@ -16,10 +16,8 @@ from __future__ import annotations
 import ast
 import dataclasses
 import hashlib
-import importlib
 import inspect
 import json
-import pkgutil
 import textwrap
 import types
 from collections import Counter
@@ -34,7 +32,7 @@ from course_utils import checks, results
 from course_utils.checkpoints import CheckpointError, History, cached, data_fingerprint, load_checkpoint, plain
 from course_utils.runtime import checkpoint_file, describe_precision, device, profile, seed_everything
 
-__all__ = ["LIMITS", "Recipe", "code_fingerprint", "families", "plan"]
+__all__ = ["LIMITS", "Recipe", "code_fingerprint", "plan"]
 
 # Inclusive (low, high) bounds of the recipe fields that may be 0 or must stay below a limit;
 # every other int field must be >= 1 and every other float field > 0 (see checks.fields).
@@ -219,19 +217,6 @@ def _global_names(code: types.CodeType) -> set[str]:
     return set(code.co_names).union(*(_global_names(inner) for inner in nested))
 
 
-def families() -> dict[str, set[str]]:
-    """Checkpoint families per notebook number, e.g. ``{"02": {"simsiam_fashion"}}``, from
-    every recipe defined in this package's modules."""
-    for module in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{module.name}")
-    found: dict[str, set[str]] = {}
-    pending = list(Recipe.__subclasses__())
-    while pending:
-        recipe = pending.pop()
-        pending += recipe.__subclasses__()
-        if recipe.__module__.startswith(__name__):
-            found.setdefault(recipe.notebook.partition("_")[0], set()).add(recipe.name)
-    return found
 
 
 def _flatten(items: Iterable[Any]) -> list[Recipe]:

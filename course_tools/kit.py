@@ -1,4 +1,4 @@
-"""Trained checkpoints handed to a class: ``python -m course_utils.course pack|unpack``.
+"""Trained checkpoints handed to a class: ``python -m course_tools pack|unpack``.
 
 ``pack`` puts one profile's checkpoint cache into a single ``.tar.gz``: the ``<name>.pt``
 files and a manifest (``course-checkpoints.json``) holding each file's SHA-256 digest,
@@ -25,17 +25,14 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import IO, Any
 
+from course_tools.common import CourseError
 from course_utils.checkpoints import CheckpointError, load_checkpoint
-from course_utils.runtime import OLD_PROFILE_NAMES, PROFILES, atomic_write, checkpoint_root
+from course_utils.runtime import PROFILES, atomic_write, checkpoint_folders, checkpoint_root
 
 MANIFEST = "course-checkpoints.json"
 KIND = "course_utils checkpoints"
 FORMAT = 1
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\.pt")  # a plain file name: no folder, no "..", no absolute path
-
-
-class KitError(Exception):
-    """An archive that cannot be packed or unpacked, said in one line."""
 
 
 def _sha256(stream: IO[bytes], copy_to: IO[bytes] | None = None) -> tuple[str, int]:
@@ -49,22 +46,19 @@ def _sha256(stream: IO[bytes], copy_to: IO[bytes] | None = None) -> tuple[str, i
 
 
 def pack(output: Path, profile: str) -> dict[str, Any]:
-    """Write ``profile``'s checkpoints (``checkpoint_root()/<profile>/*.pt``, and those earlier
-    runs left under the profile's old name, e.g. ``cpu/`` for ``laptop``), each read and
-    verified first, with their manifest into the archive ``output``; returns the manifest."""
-    folder = checkpoint_root() / profile
-    old_folders = [checkpoint_root() / old for old, new in OLD_PROFILE_NAMES.items() if new == profile]
-    found = {path.name: path for old in old_folders for path in old.glob("*.pt")}
-    found.update({path.name: path for path in folder.glob("*.pt")})  # a newer one of the same name wins
+    """Write ``profile``'s checkpoints (every ``*.pt`` of its :func:`~course_utils.runtime.checkpoint_folders`),
+    each read and verified first, with their manifest into the archive ``output``; returns the manifest."""
+    folders = checkpoint_folders(profile)
+    found = {path.name: path for folder in reversed(folders) for path in folder.glob("*.pt")}  # the profile's own wins
     paths = [found[name] for name in sorted(found)]
     if not paths:
-        raise KitError(f"no checkpoints in {folder}; run the notebooks with COURSE_PROFILE={profile} first")
+        raise CourseError(f"no checkpoints in {folders[0]}; run the notebooks with COURSE_PROFILE={profile} first")
     files = {}
     for path in paths:
         try:
             record = load_checkpoint(path)
         except CheckpointError as error:
-            raise KitError(str(error)) from None
+            raise CourseError(str(error)) from None
         with path.open("rb") as f:
             digest, size = _sha256(f)
         files[path.name] = {"sha256": digest, "bytes": size, "recipe": record["settings"],
@@ -84,15 +78,17 @@ def pack(output: Path, profile: str) -> dict[str, Any]:
 def _read_manifest(tar: tarfile.TarFile, archive: Path) -> dict[str, Any]:
     member = next((m for m in tar.getmembers() if m.name == MANIFEST), None)
     if member is None or not member.isfile():
-        raise KitError(f"{archive} is not a course checkpoint archive: it has no {MANIFEST}")
+        raise CourseError(f"{archive} is not a course checkpoint archive: it has no {MANIFEST}")
     try:
         manifest = json.loads(tar.extractfile(member).read())
     except ValueError as error:
-        raise KitError(f"{archive}: its {MANIFEST} is not valid JSON ({error})") from None
+        raise CourseError(f"{archive}: its {MANIFEST} is not valid JSON ({error})") from None
     if not isinstance(manifest, dict) or manifest.get("kind") != KIND or manifest.get("format") != FORMAT:
-        raise KitError(f"{archive} is not a course checkpoint archive (format {FORMAT}): its {MANIFEST} says otherwise")
+        raise CourseError(
+            f"{archive} is not a course checkpoint archive (format {FORMAT}): its {MANIFEST} says otherwise"
+        )
     if manifest.get("profile") not in PROFILES or not isinstance(manifest.get("files"), dict):
-        raise KitError(f"{archive}: its {MANIFEST} names no known profile ({', '.join(PROFILES)}) or no files")
+        raise CourseError(f"{archive}: its {MANIFEST} names no known profile ({', '.join(PROFILES)}) or no files")
     return manifest
 
 
@@ -100,31 +96,33 @@ def _check_members(tar: tarfile.TarFile, manifest: dict[str, Any], archive: Path
     """The checkpoint members, after refusing any name, type, duplicate or file the manifest does not list."""
     names = [m.name for m in tar.getmembers()]
     if duplicated := sorted({name for name in names if names.count(name) > 1}):
-        raise KitError(f"{archive}: member {duplicated[0]!r} appears more than once")
+        raise CourseError(f"{archive}: member {duplicated[0]!r} appears more than once")
     members = [m for m in tar.getmembers() if m.name != MANIFEST]
     for member in members:
         if not NAME.fullmatch(member.name):
-            raise KitError(f"{archive}: unexpected member {member.name!r} (only plain <name>.pt files belong here)")
+            raise CourseError(f"{archive}: unexpected member {member.name!r} (only plain <name>.pt files belong here)")
         if not member.isfile():
-            raise KitError(f"{archive}: member {member.name!r} is not a regular file")
+            raise CourseError(f"{archive}: member {member.name!r} is not a regular file")
         if member.name not in manifest["files"]:
-            raise KitError(f"{archive}: member {member.name!r} is not in its manifest")
+            raise CourseError(f"{archive}: member {member.name!r} is not in its manifest")
     if missing := sorted(set(manifest["files"]) - {m.name for m in members}):
-        raise KitError(f"{archive}: {missing[0]} is in the manifest but not in the archive (truncated?)")
+        raise CourseError(f"{archive}: {missing[0]} is in the manifest but not in the archive (truncated?)")
     return members
 
 
 def unpack(archive: Path) -> tuple[dict[str, Any], Path]:
     """Verify ``archive`` whole and move its checkpoints into ``checkpoint_root()/<profile>``;
-    returns the manifest and that folder. Raises :class:`KitError` naming the archive and
+    returns the manifest and that folder. Raises :class:`CourseError` naming the archive and
     the fault; then nothing was written to the cache."""
     archive = Path(archive)
     if not archive.is_file():
-        raise KitError(f"no archive file {archive}")
+        raise CourseError(f"no archive file {archive}")
     try:
         tar = tarfile.open(archive, "r:*")
     except tarfile.ReadError:
-        raise KitError(f"{archive} is not a course checkpoint archive: not a tar file (plain or compressed)") from None
+        raise CourseError(
+            f"{archive} is not a course checkpoint archive: not a tar file (plain or compressed)"
+        ) from None
     try:
         with tar:
             manifest = _read_manifest(tar, archive)
@@ -140,7 +138,7 @@ def unpack(archive: Path) -> tuple[dict[str, Any], Path]:
                     os.replace(path, target / path.name)
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as error:
         reason = " ".join(str(error).split())
-        raise KitError(f"{archive} is damaged ({type(error).__name__}: {reason}); ask for a new copy") from None
+        raise CourseError(f"{archive} is damaged ({type(error).__name__}: {reason}); ask for a new copy") from None
     return manifest, target
 
 
@@ -150,13 +148,13 @@ def _stage(tar: tarfile.TarFile, member: tarfile.TarInfo, entry: dict[str, Any],
     with tar.extractfile(member) as source, path.open("wb") as f:
         digest, size = _sha256(source, copy_to=f)
     if size != entry.get("bytes") or digest != entry.get("sha256"):
-        raise KitError(f"{archive}: {member.name} does not match its SHA-256 digest in the manifest (damaged)")
+        raise CourseError(f"{archive}: {member.name} does not match its SHA-256 digest in the manifest (damaged)")
     try:
         record = load_checkpoint(path)
     except CheckpointError:
-        raise KitError(f"{archive}: {member.name} is not a readable checkpoint of this course") from None
+        raise CourseError(f"{archive}: {member.name} is not a readable checkpoint of this course") from None
     if record["settings"] != entry.get("recipe"):
-        raise KitError(f"{archive}: {member.name} was trained with other settings than its manifest's recipe")
+        raise CourseError(f"{archive}: {member.name} was trained with other settings than its manifest's recipe")
     return path
 
 

@@ -1,4 +1,4 @@
-"""The course as a static HTML book (``python -m course_utils.course book``).
+"""The course as a static HTML book (``python -m course_tools book``).
 
 Sphinx with myst-nb and the book theme (configuration in ``book/``) renders the six notebooks
 with their stored outputs, never executing them, and the course's pages: the README as the
@@ -20,7 +20,6 @@ plotly package), so the book reads offline. It needs the instructor extra:
 from __future__ import annotations
 
 import html
-import importlib.util
 import json
 import shutil
 import tempfile
@@ -29,21 +28,17 @@ from typing import Any
 
 import nbformat
 
-from course_utils.runtime import REPO_ROOT, ensure_writable
+from course_tools.common import CourseError, output_folder, require
+from course_utils.runtime import REPO_ROOT
 
 BOOK_CONFIG = REPO_ROOT / "book"
 BOOK_OUTPUT = REPO_ROOT / "_build" / "book"
 PAGES = ("README.md", "INSTRUCTORS.md", "RESULTS.md", "NOTES.md")
 NEEDS = ("sphinx", "myst_nb", "sphinx_book_theme", "nbgrader")
-INSTALL_HINT = "pip install -e '.[instructor]'"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 PLOTLY = "application/vnd.plotly.v1+json"
 NO_STATE_NOTE = "An interactive control (ipywidgets) appears here when the notebook runs in Jupyter."
-
-
-class BookError(Exception):
-    """A problem reported in one line, with exit status 1 and no traceback."""
 
 
 def _display(data: dict[str, Any]) -> nbformat.NotebookNode:
@@ -67,11 +62,13 @@ def _progress_line(children: list[dict[str, Any]]) -> str:
     return f"{_text(left.get('value', ''))}|{'█' * filled}{' ' * (10 - filled)}| {_text(right.get('value', ''))}"
 
 
+def _children(model: dict[str, Any], state: dict[str, Any]) -> list[dict[str, Any]]:
+    return [state[child.removeprefix("IPY_MODEL_")] for child in model["state"].get("children", [])]
+
+
 def _controls(model: dict[str, Any], state: dict[str, Any]) -> list[str]:
     """Each slider, dropdown or box of ``model``'s tree as ``description = value``."""
-    found = []
-    for child in model["state"].get("children", []):
-        found += _controls(state[child.removeprefix("IPY_MODEL_")], state)
+    found = [control for child in _children(model, state) for control in _controls(child, state)]
     fields = model["state"]
     if "value" in fields and fields.get("description") and not model["model_name"].startswith("HTML"):
         found.append(f"{fields['description']} = {fields['value']}")
@@ -81,8 +78,8 @@ def _controls(model: dict[str, Any], state: dict[str, Any]) -> list[str]:
 def _stored_outputs(model: dict[str, Any], state: dict[str, Any]) -> list[dict[str, Any]]:
     """The outputs that the Output widgets in ``model``'s tree held when the notebook was saved."""
     found = list(model["state"].get("outputs", [])) if model["model_name"] == "OutputModel" else []
-    for child in model["state"].get("children", []):
-        found += _stored_outputs(state[child.removeprefix("IPY_MODEL_")], state)
+    for child in _children(model, state):
+        found += _stored_outputs(child, state)
     return found
 
 
@@ -91,7 +88,7 @@ def static_widget(model_id: str, state: dict[str, Any]) -> list[nbformat.Noteboo
     model = state.get(model_id)
     if model is None:
         return [_note(NO_STATE_NOTE)]
-    children = [state[c.removeprefix("IPY_MODEL_")] for c in model["state"].get("children", [])]
+    children = _children(model, state)
     kinds = [child["model_name"] for child in children]
     if len(kinds) == 3 and kinds[1] in ("FloatProgressModel", "IntProgressModel"):
         return [_display({"text/plain": _progress_line(children)})]
@@ -141,20 +138,10 @@ def readable(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return notebook
 
 
-def missing_packages() -> list[str]:
-    """The book's packages that are not installed."""
-    return [name for name in NEEDS if importlib.util.find_spec(name) is None]
-
-
 def build(output: Path = BOOK_OUTPUT, strict: bool = False) -> Path:
     """Build the book into ``output`` (``strict``: any Sphinx warning fails); returns its index.html."""
-    missing = missing_packages()
-    if missing:
-        raise BookError(f"the book needs {', '.join(missing)}, not installed: {INSTALL_HINT}")
-    try:
-        ensure_writable(output)
-    except OSError as error:
-        raise BookError(f"cannot write to the output folder {output}: {error.strerror or error}") from None
+    require("the book", *NEEDS)
+    output_folder(output)
     from sphinx.cmd.build import build_main
 
     with tempfile.TemporaryDirectory(prefix="course-book-") as temporary:
@@ -167,5 +154,5 @@ def build(output: Path = BOOK_OUTPUT, strict: bool = False) -> Path:
             nbformat.write(readable(nbformat.read(path, as_version=4)), source / "notebooks" / path.name)
         arguments = ["-b", "html", "-q", "-d", str(Path(temporary) / "doctrees"), str(source), str(output)]
         if build_main(arguments + (["-W", "--keep-going"] if strict else [])) != 0:
-            raise BookError(f"Sphinx could not build the book into {output} (its messages are above)")
+            raise CourseError(f"Sphinx could not build the book into {output} (its messages are above)")
     return output / "index.html"

@@ -1,17 +1,6 @@
-"""``python -m course_utils.course run|table|status|release|book``: the whole course from a shell.
+"""``python -m course_tools run|table|status|release|book|pack|unpack``: the whole course from a shell.
 
-- ``run [NOTEBOOK ...] [--profile P] [--output DIR | --inplace]``: execute notebooks in
-  course order (all by default; name them by number ``02``, stem or path), with a
-  progress bar per notebook and per cell; stops at the first failing cell, naming it.
-- ``table [--check]``: write RESULTS.md's results table from ``results/*.json``;
-  ``--check`` only compares and exits 1 when the page differs.
-- ``status``: per notebook, its results (profile, date) and its cached checkpoints.
-- ``release [NOTEBOOK ...] [--output DIR]``: the student copies of the notebooks, made by
-  nbgrader (an instructor extra): solutions replaced, hidden tests removed, outputs cleared.
-- ``book [--output DIR]``: the course as a static HTML book with the notebooks' stored outputs
-  (default ``_build/book/``; an instructor extra too, see ``course_utils/book.py``).
-- ``pack [--output FILE] [--profile P]`` / ``unpack FILE``: hand trained checkpoints to a
-  class in one verified archive (see :mod:`course_utils.kit`).
+``python -m course_tools COMMAND --help`` says what each command does and takes.
 """
 
 from __future__ import annotations
@@ -20,7 +9,9 @@ import argparse
 import asyncio
 import contextlib
 import difflib
+import importlib
 import os
+import pkgutil
 import re
 import signal
 import sys
@@ -34,17 +25,19 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, DeadKernelError
 from tqdm.auto import tqdm
 
-from course_utils import book, kit, results
+from course_tools import book, kit
+from course_tools.common import INSTALL_HINT, CourseError, output_folder
+from course_tools.release import RELEASE, release
+from course_utils import recipes, results
 from course_utils.checkpoints import CheckpointError, load_checkpoint
-from course_utils.recipes import families as recipe_families
-from course_utils.release import INSTALL_HINT, RELEASE, ReleaseError, release
 from course_utils.runtime import (
+    FOLDER_VARIABLES,
     OLD_PROFILE_NAMES,
     PROFILES,
     REPO_ROOT,
     atomic_write,
+    checkpoint_folders,
     checkpoint_root,
-    ensure_writable,
     profile,
     results_root,
 )
@@ -52,9 +45,8 @@ from course_utils.runtime import (
 NOTEBOOKS = REPO_ROOT / "notebooks"
 RESULTS_PAGE = REPO_ROOT / "RESULTS.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
-TABLE_COMMAND = "python -m course_utils.course table"
+TABLE_COMMAND = "python -m course_tools table"
 
-FOLDERS = ("COURSE_DATA_DIR", "COURSE_CHECKPOINT_DIR", "COURSE_RESULTS_DIR")
 USES = {"06": ("02", "03", "04")}  # notebook 06 trains nothing: it loads these notebooks' models
 
 RUN_HELP = """\
@@ -66,10 +58,6 @@ notebook's folder with COURSE_PROFILE set and COURSE_DATA_DIR, COURSE_CHECKPOINT
 COURSE_RESULTS_DIR passed through, as in Jupyter. The run stops at the first failing cell and
 names it (exit status 1). Each cell's timing is also recorded in the executed notebook's metadata.
 """
-
-
-class CourseError(Exception):
-    """A problem reported in one line, with exit status 1 and no traceback."""
 
 
 def number(path: Path) -> str:
@@ -206,16 +194,13 @@ def run(names: list[str], profile_name: str | None, output: Path | None, inplace
             "overwritten; choose another folder, or --inplace to overwrite on purpose"
         )
     if folder is not None:
-        try:
-            ensure_writable(folder)
-        except OSError as error:
-            raise CourseError(f"cannot write to the output folder {folder}: {error.strerror or error}") from None
+        output_folder(folder)
     else:
         locked = [str(nb) for nb in notebooks if not os.access(nb, os.W_OK)]
         if locked:
             raise CourseError(f"cannot run in place, not writable: {', '.join(locked)}")
     os.environ["COURSE_PROFILE"] = chosen  # the kernels inherit this environment; they start in the
-    for variable in FOLDERS:  # notebook's folder, so a relative folder is made absolute from here
+    for variable in FOLDER_VARIABLES:  # notebook's folder, so a relative folder is made absolute from here
         if os.environ.get(variable):
             os.environ[variable] = str(Path(os.environ[variable]).resolve())
     print(f"profile {chosen}; executed notebooks go to {folder or 'the notebooks themselves (in place)'}")
@@ -410,19 +395,34 @@ def _results_of(nb_number: str) -> list[str]:
     return found
 
 
+def families() -> dict[str, set[str]]:
+    """Checkpoint families per notebook number, e.g. ``{"02": {"simsiam_fashion"}}``, from
+    every recipe defined in the modules of :mod:`course_utils.recipes`."""
+    for module in pkgutil.iter_modules(recipes.__path__):
+        importlib.import_module(f"{recipes.__name__}.{module.name}")
+    found: dict[str, set[str]] = {}
+    pending = list(recipes.Recipe.__subclasses__())
+    while pending:
+        recipe = pending.pop()
+        pending += recipe.__subclasses__()
+        if recipe.__module__.startswith(recipes.__name__):
+            found.setdefault(number(Path(recipe.notebook)), set()).add(recipe.name)
+    return found
+
+
 def _checkpoints_of(nb_number: str) -> list[str]:
-    names = recipe_families().get(nb_number, set())  # checkpoints are named <family>-<hash>.pt
+    names = families().get(nb_number, set())  # checkpoints are named <family>-<hash>.pt
     found = []
-    folders = [(name, name) for name in PROFILES]
-    folders += [(old, f"{new} (in {old}/)") for old, new in OLD_PROFILE_NAMES.items()]  # earlier runs' folders
-    for folder, label in folders:
-        files = [
-            path.name if _readable(path) else f"DAMAGED {path.name}"
-            for path in sorted((checkpoint_root() / folder).glob("*.pt"))
-            if path.name.rpartition("-")[0] in names
-        ]
-        if files:
-            found.append(f"{label}: {', '.join(files)}")
+    for name in PROFILES:
+        for folder in checkpoint_folders(name):
+            files = [
+                path.name if _readable(path) else f"DAMAGED {path.name}"
+                for path in sorted(folder.glob("*.pt"))
+                if path.name.rpartition("-")[0] in names
+            ]
+            label = name if folder.name == name else f"{name} (in {folder.name}/)"  # an earlier run's folder
+            if files:
+                found.append(f"{label}: {', '.join(files)}")
     return found
 
 
@@ -454,7 +454,8 @@ def status(folder: Path = NOTEBOOKS) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_utils.course", description=__doc__.split("\n")[0])
+    """``python -m course_tools``: run the command ``argv`` names; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m course_tools", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     run_parser = commands.add_parser("run", help="execute notebooks headless", description=RUN_HELP)
     run_parser.add_argument("notebooks", nargs="*", help="number (02), stem or path; default: all, in course order")
@@ -481,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
         "book",
         help="the course as a static HTML book (needs the instructor extra)",
         description="Build the notebooks, with their stored outputs (nothing runs), the README, INSTRUCTORS.md, "
-        f"RESULTS.md and NOTES.md into a static site that reads offline. It needs: {book.INSTALL_HINT}",
+        f"RESULTS.md and NOTES.md into a static site that reads offline. It needs: {INSTALL_HINT}",
     )
     book_parser.add_argument(
         "--output", type=Path, default=book.BOOK_OUTPUT, help="folder for the site (default: _build/book/)"
@@ -513,17 +514,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"the book is in {book.build(args.output)}")
             return 0
         return status()
-    except (CourseError, ReleaseError, book.BookError, kit.KitError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except OSError as error:  # a folder or file the command needs cannot be read or written
+    except (CourseError, OSError) as error:  # OSError: a folder or file the command needs cannot be read or written
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         name = signal.Signals(INTERRUPTED[0]).name if INTERRUPTED else "SIGINT"
         print(f"interrupted ({name}): stopped; no notebook in notebooks/ was written", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
