@@ -16,7 +16,8 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parent.parent
+from course_utils.runtime import REPO_ROOT as ROOT
+
 MARK = re.compile(r"#\| export (\w+)\s*$")
 DROPPED = ("### BEGIN SOLUTION", "### END SOLUTION")  # nbgrader's markers: the module keeps the solution
 
