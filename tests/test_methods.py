@@ -131,3 +131,22 @@ def test_simsiam_returns_two_predictions_and_two_projections():
         torch.rand(4, 1, 28, 28), torch.rand(4, 1, 28, 28)
     )
     assert p1.shape == p2.shape == z1.shape == z2.shape == (4, 64)
+
+
+@pytest.mark.parametrize(
+    "constant, changed",
+    [
+        ("SCALE = 0.5", "SCALE = 0.25"),
+        ("MEAN = (0.5, 0.5)", "MEAN = (0.5, 0.4)"),
+        ("PARTS = {'a': torch.nn.ReLU}", "PARTS = {'a': torch.nn.GELU}"),
+    ],  # fmt: skip
+    ids=["number", "tuple", "dict of classes"],
+)
+def test_a_changed_constant_that_the_step_reads_gets_another_checkpoint_name(tmp_path, constant, changed):
+    name = constant.split(" = ")[0]
+    step = f"\n\ndef simsiam_step(model, images, recipe):\n    return images.float().mean() * len({name})\n"
+    names = []
+    for i, line in enumerate([constant, changed, constant]):
+        module = load_module(tmp_path / f"copy_constant_{abs(hash(constant))}_{i}.py", SOURCE + f"\n{line}\n" + step)
+        names.append(SimSiamRecipe(images=64, epochs=1, step=module.simsiam_step).checkpoint_name())
+    assert names[0] != names[1] and names[0] == names[2]

@@ -173,7 +173,7 @@ def _as_plain(value: Any) -> Any:
 def code_fingerprint(*objects: Callable[..., Any]) -> str:
     """12 hex digits of SHA-256 over the syntax trees of ``objects`` (functions, or classes by
     their methods) and, recursively, of every function or class of the same module they name,
-    and the values of that module's plain constants they name. Comments and layout do not
+    and the values of the constants they name (:func:`_constant`). Comments and layout do not
     count, so a notebook cell and its exported module agree; a changed line does not."""
     found: dict[str, str] = {}
     for item in objects:
@@ -207,16 +207,29 @@ def _collect(item: Any, found: dict[str, str]) -> None:
             value = function.__globals__.get(name)
             if (inspect.isfunction(value) or inspect.isclass(value)) and value.__module__ == item.__module__:
                 _collect(value, found)
-            elif isinstance(value, bool | int | float | str):
-                found[name] = repr(value)
+            elif (constant := _constant(value)) is not None:
+                found[name] = constant
+
+
+def _constant(value: Any) -> str | None:
+    """A setting written in code: numbers, strings and classes, and tuples, lists and dicts of them,
+    as text (a class by its name, the same in a notebook and in its exported module); else None."""
+    if isinstance(value, bool | int | float | str):
+        return repr(value)
+    if inspect.isclass(value):
+        return value.__qualname__
+    if isinstance(value, dict):
+        value = [item for pair in value.items() for item in pair]
+    if isinstance(value, tuple | list):
+        parts = [_constant(item) for item in value]
+        return None if None in parts else f"[{', '.join(parts)}]"
+    return None
 
 
 def _global_names(code: types.CodeType) -> set[str]:
     """The names a function's code (and the functions defined inside it) looks up outside itself."""
     nested = [const for const in code.co_consts if isinstance(const, types.CodeType)]
     return set(code.co_names).union(*(_global_names(inner) for inner in nested))
-
-
 
 
 def _flatten(items: Iterable[Any]) -> list[Recipe]:
