@@ -9,19 +9,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from course_utils.data import ImageDataset
+from course_utils.recipes import rows as rows_module
 from course_utils.recipes.rows import (
     CNNRecipe,
     RowClassifier,
     RowData,
     RowRecipe,
     SmallCNN,
-    evaluate_loss,
-    fit_on_plateau,
     image_to_rows,
-    split_train_val,
     step_gradient_norms,
 )
 from course_utils.runtime import device
+from course_utils.train import evaluate_loss
 
 
 def _numbered_image() -> torch.Tensor:
@@ -136,21 +136,18 @@ def test_gradient_per_step_is_each_images_own_gradient():
     torch.testing.assert_close(norms, torch.stack(per_image).mean(0))
 
 
-def test_split_is_disjoint_seeded_and_sized():
-    images = torch.arange(100).view(100, 1, 1, 1).to(torch.uint8)
-    targets = torch.arange(100)
-    train_x, train_y, val_x, val_y = split_train_val(images, targets, val_size=20, train_size=50, seed=1)
-    assert (len(train_x), len(val_x)) == (50, 20)
-    assert set(train_y.tolist()).isdisjoint(val_y.tolist())
-    assert train_x.flatten().tolist() == train_y.tolist()  # images keep their labels
-    again = split_train_val(images, targets, val_size=20, train_size=50, seed=1)
-    assert torch.equal(again[3], val_y)
-    assert not torch.equal(split_train_val(images, targets, val_size=20, seed=2)[3], val_y)
-    assert len(split_train_val(images, targets, val_size=20)[0]) == 80
-    with pytest.raises(ValueError, match="train_size"):
-        split_train_val(images, targets, val_size=20, train_size=81)
-    with pytest.raises(ValueError, match="val_size"):
-        split_train_val(images, targets, val_size=0)
+def test_the_split_holds_out_the_first_images_of_the_seeded_shuffle_and_trains_on_the_next(monkeypatch):
+    images = torch.arange(100, dtype=torch.uint8).view(100, 1, 1, 1).expand(100, 3, 32, 32).contiguous()
+    dataset = ImageDataset(images, torch.arange(100) % 10, [str(c) for c in range(10)], "numbered")
+    monkeypatch.setattr(rows_module, "load_dataset", lambda name, split: dataset)
+    data = RowRecipe(val_size=20, train_size=50, seed=1).load_data()
+    order = torch.randperm(100, generator=torch.Generator().manual_seed(1))  # the draw, written out
+    assert data.val_images[:, 0, 0, 0].tolist() == order[:20].tolist()
+    assert data.train_images[:, 0, 0, 0].tolist() == order[20:70].tolist(), "in the order drawn"
+    assert torch.equal(data.train_targets, order[20:70] % 10), "images keep their labels"
+    assert len(RowRecipe(val_size=20).load_data().train_images) == 80
+    with pytest.raises(ValueError, match="asked for 101 items, but the data has only 100"):
+        RowRecipe(val_size=20, train_size=81).load_data()
 
 
 def test_evaluate_loss_is_the_mean_cross_entropy_and_accuracy(monkeypatch):
@@ -169,17 +166,20 @@ def _tiny_data(n: int = 48, seed: int = 0) -> RowData:
     g = torch.Generator().manual_seed(seed)
     images = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
     targets = torch.randint(0, 10, (n,), generator=g)
-    return RowData(*split_train_val(images, targets, val_size=16, seed=seed), source="random")
+    return RowData(images[16:], targets[16:], images[:16], targets[:16], source="random")
 
 
 def test_plateau_training_divides_the_rate_and_keeps_the_best_validation_epoch():
     torch.manual_seed(0)
     model = RowClassifier("gru", hidden_size=8, head=(8,))
+    recipe = RowRecipe(cell="gru", hidden_size=8, head=(8,), epochs=8, batch_size=8, lr=0.05, weight_decay=0.0,
+                       patience=0)  # fmt: skip
     states = []
-    history = fit_on_plateau(
-        model, _tiny_data(), epochs=8, batch_size=8, lr=0.05, weight_decay=0.0, patience=0,
+    history = recipe.fit(
+        model,
+        _tiny_data(),
         on_epoch=lambda epoch, metrics: states.append({k: v.clone() for k, v in model.state_dict().items()}),
-    )  # fmt: skip
+    )
     # ReduceLROnPlateau, patience 0: the next epoch's rate is a tenth whenever the
     # validation loss is not below (1 - 1e-4) times the best so far.
     lr, best = 0.05, float("inf")
@@ -244,3 +244,14 @@ def test_a_tiny_recipe_trains_on_the_device_and_round_trips_through_its_checkpoi
     assert history_again == history
     for (key, value), other in zip(model.state_dict().items(), again.state_dict().values()):
         assert torch.equal(value.cpu(), other.cpu()), key
+
+
+def test_the_checkpoint_names_of_the_measured_runs_stay(monkeypatch):
+    # The names of the laptop run stored in notebook 05: its cached weights stay valid.
+    names = [RowRecipe.default(cell).checkpoint_name() for cell in ("rnn", "lstm", "gru")]
+    assert [*names, CNNRecipe.default().checkpoint_name()] == [
+        "recurrent_rows-58df49bc1551", "recurrent_rows-ff2593bce633", "recurrent_rows-b25703f79594",
+        "rows_cnn-1dfc70757ce4",
+    ]  # fmt: skip
+    monkeypatch.setenv("COURSE_PROFILE", "smoke")
+    assert RowRecipe.default("lstm").checkpoint_name() == "recurrent_rows-7b7322a41d0f"
