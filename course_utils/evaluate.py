@@ -168,12 +168,3 @@ def positive_ranks(z1: torch.Tensor, z2: torch.Tensor) -> dict[str, float]:
         "top5": (rank <= 5).float().mean().item(),
         "mean_position": rank.mean().item(),
     }
-
-
-@torch.no_grad()
-def collapse_std(z: torch.Tensor) -> float:
-    """Mean per-dimension std of the L2-normalised outputs: about 1/sqrt(d) when the
-    outputs spread over the sphere, 0 when they all collapse to one point."""
-    if z.ndim != 2 or len(z) < 2:
-        raise ValueError(f"collapse_std needs (N, D) outputs of N >= 2 images, got {tuple(z.shape)}")
-    return F.normalize(z.float(), dim=1).std(dim=0).mean().item()

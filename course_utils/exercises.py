@@ -180,7 +180,8 @@ def _negative_cosine(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 
 
 def check_simsiam_loss(fn: Callable[..., torch.Tensor]) -> None:
-    """``fn(p1, p2, z1, z2)``: 1/2 D(p1, sg(z2)) + 1/2 D(p2, sg(z1)), D the mean negative cosine."""
+    """``fn(p1, p2, z1, z2, stop_gradient=True)``: 1/2 D(p1, sg(z2)) + 1/2 D(p2, sg(z1)), D the mean
+    negative cosine; with ``stop_gradient=False`` the gradient also reaches z."""
     e1, e2 = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
     expect_number(call(fn, e1, e1, 2 * e1, 3 * e1), -1.0, "simsiam_loss with every vector along (1, 0)")
     expect_number(call(fn, e1, e2, e1, e2), 0.0, "simsiam_loss(p1=(1,0), p2=(0,1), z1=(1,0), z2=(0,1))")
@@ -198,6 +199,10 @@ def check_simsiam_loss(fn: Callable[..., torch.Tensor]) -> None:
             )
     if p1.grad is None or p1.grad.abs().max() == 0:
         raise AssertionError("simsiam_loss: expected a gradient in p1 (the predictions learn), got none")
+    z1.grad = None
+    _tensor(call(fn, p1, p2, z1, z2, stop_gradient=False), "simsiam_loss").backward()
+    if z1.grad is None or z1.grad.abs().max() == 0:
+        raise AssertionError("simsiam_loss(..., stop_gradient=False): expected a gradient in z1, got none")
 
 
 def check_collapse_monitor(fn: Callable[[torch.Tensor], float]) -> None:

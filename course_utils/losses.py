@@ -50,28 +50,6 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> tor
     return F.cross_entropy(logits, positives)
 
 
-def negative_cosine(p: torch.Tensor, z: torch.Tensor, stop_gradient: bool = True) -> torch.Tensor:
-    r"""Mean negative cosine similarity, with no gradient flowing into ``z`` unless
-    ``stop_gradient`` is False:
-    :math:`-\frac{1}{N}\sum_i \frac{p_i}{\lVert p_i\rVert} \cdot \frac{\mathrm{sg}(z_i)}{\lVert z_i\rVert}`.
-    """
-    _check_pair(p, z, "p and z")
-    return -F.cosine_similarity(p, z.detach() if stop_gradient else z, dim=1).mean()
-
-
-def simsiam_loss(
-    p1: torch.Tensor, p2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor, stop_gradient: bool = True
-) -> torch.Tensor:
-    r"""SimSiam's symmetric loss: each view's prediction chases the other view's
-    (stop-gradient) projection,
-    :math:`\mathcal{L} = \tfrac12 D(p_1, \mathrm{sg}(z_2)) + \tfrac12 D(p_2, \mathrm{sg}(z_1))`
-    with :math:`D` = :func:`negative_cosine`. It lies in [-1, 1]; -1 is perfect agreement.
-    ``stop_gradient=False`` lets the gradient flow into both sides of each term: the
-    ablation with which the SimSiam paper shows the encoder collapse.
-    """
-    return 0.5 * negative_cosine(p1, z2, stop_gradient) + 0.5 * negative_cosine(p2, z1, stop_gradient)
-
-
 def contrastive_pair_loss(x1: torch.Tensor, x2: torch.Tensor, same: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
     r"""Margin loss on pairs (Hadsell et al. 2006). With :math:`d_i = \lVert x_{1i} - x_{2i}\rVert_2`
     and :math:`y_i = 1` for a same-class pair, 0 otherwise:

@@ -132,19 +132,6 @@ def mlp_head(in_dim: int, hidden_dim: int, out_dim: int, batch_norm: bool = Fals
     return nn.Sequential(nn.Linear(in_dim, hidden_dim), *middle, nn.ReLU(inplace=True), nn.Linear(hidden_dim, out_dim))
 
 
-def simsiam_projector(in_dim: int, dim: int) -> nn.Sequential:
-    """SimSiam's projection MLP for small images (the paper's CIFAR variant): two
-    linear layers, BatchNorm after each, the last one without affine parameters."""
-    _check_positive(in_dim=in_dim, dim=dim)
-    return nn.Sequential(
-        nn.Linear(in_dim, dim, bias=False),
-        nn.BatchNorm1d(dim),
-        nn.ReLU(inplace=True),
-        nn.Linear(dim, dim, bias=False),
-        nn.BatchNorm1d(dim, affine=False),
-    )
-
-
 class Classifier(nn.Module):
     """A backbone with a head on top; ``freeze_backbone()`` trains only the head."""
 
@@ -167,24 +154,6 @@ class Classifier(nn.Module):
         if not any(p.requires_grad for p in self.backbone.parameters()):
             self.backbone.eval()  # a frozen backbone keeps its BatchNorm statistics
         return self
-
-
-class SimSiam(nn.Module):
-    """Backbone + projector make the encoder f; the predictor h maps one view's
-    projection towards the other's. ``forward`` returns ``(p1, p2, z1, z2)`` for
-    :func:`course_utils.losses.simsiam_loss`."""
-
-    def __init__(self, backbone: nn.Module, proj_dim: int = 512, pred_dim: int = 128):
-        super().__init__()
-        _check_backbone(backbone)
-        _check_positive(proj_dim=proj_dim, pred_dim=pred_dim)
-        self.backbone = backbone
-        self.projector = simsiam_projector(backbone.out_dim, proj_dim)
-        self.predictor = mlp_head(proj_dim, pred_dim, proj_dim, batch_norm=True)
-
-    def forward(self, x1: torch.Tensor, x2: torch.Tensor):
-        z1, z2 = self.projector(self.backbone(x1)), self.projector(self.backbone(x2))
-        return self.predictor(z1), self.predictor(z2), z1, z2
 
 
 class SimCLR(nn.Module):

@@ -16,7 +16,7 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sized
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -119,6 +119,20 @@ def supervised_step(
         return F.cross_entropy(logits, y), {"train_accuracy": accuracy}
 
     return step
+
+
+def recipe_step(step: Callable[..., StepOutput], data: torch.Tensor | tuple[torch.Tensor, ...], recipe: Any) -> Step:
+    """The loop's step from a method's ``step(model, batch, recipe)``: ``batch`` is ``data`` (a
+    tensor, or a tuple of tensors such as images and targets) at the batch's indices, on the
+    model's device."""
+
+    def indexed(model: nn.Module, index: torch.Tensor) -> StepOutput:
+        device = _device_of(model)
+        if isinstance(data, torch.Tensor):
+            return step(model, data[index].to(device), recipe)
+        return step(model, tuple(part[index].to(device) for part in data), recipe)
+
+    return indexed
 
 
 def two_view_step(

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from course_utils.evaluate import (
-    collapse_std,
     extract_features,
     knn_accuracy,
     linear_probe,
@@ -44,12 +43,6 @@ def test_positive_ranks_hand_worked_case():
     assert ranks["top1"] == pytest.approx(3 / 4)
     assert ranks["top5"] == pytest.approx(1.0)
     assert ranks["mean_position"] == pytest.approx((1 + 1 + 1 + 3) / 4)
-
-
-def test_collapse_std_is_zero_on_collapse_and_about_one_over_sqrt_d_when_spread():
-    assert collapse_std(torch.ones(100, 32) * 3) == pytest.approx(0.0, abs=1e-6)
-    spread = torch.randn(8192, 64, generator=torch.Generator().manual_seed(0))
-    assert collapse_std(spread) == pytest.approx(1 / 8, rel=0.05)
 
 
 def test_knn_and_linear_probe_on_separable_data():

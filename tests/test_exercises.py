@@ -25,7 +25,7 @@ STUB = r"\1# YOUR CODE HERE\n\1raise NotImplementedError()"  # what nbgrader gen
 @dataclass(frozen=True)
 class Exercise:
     notebook: Path
-    imports: str  # the notebook's first code cell
+    imports: str  # the notebook's first code cell and the exported cells above the exercise
     solution: str
     test: str
     points: float
@@ -44,6 +44,8 @@ def exercises() -> dict[str, Exercise]:
                 test = cells[index + 1]
                 points = test.metadata["nbgrader"]["points"]
                 found[grading["grade_id"]] = Exercise(path, imports, cell.source, test.source, points)
+            elif cell.cell_type == "code" and cell.source.startswith("#| export"):
+                imports += "\n" + cell.source  # the method's definitions above the exercise
     return found
 
 

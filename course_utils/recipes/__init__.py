@@ -13,15 +13,18 @@ baselines), ``simsiam`` (02), ``simclr`` (03).
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import hashlib
 import importlib
+import inspect
 import json
 import pkgutil
+import textwrap
 import types
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Union, get_args, get_origin, get_type_hints
 
@@ -31,7 +34,7 @@ from course_utils import checks, results
 from course_utils.checkpoints import CheckpointError, History, cached, data_fingerprint, load_checkpoint, plain
 from course_utils.runtime import checkpoint_file, describe_precision, device, profile, seed_everything
 
-__all__ = ["LIMITS", "Recipe", "families", "plan"]
+__all__ = ["LIMITS", "Recipe", "code_fingerprint", "families", "plan"]
 
 # Inclusive (low, high) bounds of the recipe fields that may be 0 or must stay below a limit;
 # every other int field must be >= 1 and every other float field > 0 (see checks.fields).
@@ -54,26 +57,53 @@ class Recipe:
     """Base class of the course's recipes: subclasses add their settings as fields and
     implement :meth:`build`, :meth:`load_data` and :meth:`fit`.
 
-    ``name`` is the checkpoint family, ``notebook`` the notebook that trains it.
+    ``name`` is the checkpoint family, ``notebook`` the notebook that trains it. ``model``
+    (the network's class) and ``step`` (the training step) are the method's code; ``None``
+    means the package's (``default_model``, ``default_step``, from ``course_utils.methods``).
+    A notebook hands in its own cells' code, and code that differs from the package's trains
+    under another checkpoint name (:meth:`settings`).
     """
 
     name: ClassVar[str]
     notebook: ClassVar[str]
+    default_model: ClassVar[Callable[..., nn.Module]]
+    default_step: ClassVar[Callable[..., Any]]
     seed: int = 0
+    model: Callable[..., nn.Module] | None = field(default=None, repr=False)
+    step: Callable[..., Any] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         checks.fields(self, LIMITS)
         plain(self.settings())  # every setting must be storable: fail now, not after training
 
+    @property
+    def model_class(self) -> Callable[..., nn.Module]:
+        """What builds the network: the notebook's ``model``, else the package's."""
+        return self.model or type(self).default_model
+
+    @property
+    def training_step(self) -> Callable[..., Any]:
+        """The step that trains: the notebook's ``step``, else the package's."""
+        return self.step or type(self).default_step
+
     def settings(self) -> dict[str, Any]:
-        """Every field, with nested settings (an augmentation) as dicts, and the recipe's type."""
-        return {"recipe": type(self).__name__, **asdict(self)}
+        """Every setting, with nested settings (an augmentation) as dicts, and the recipe's type;
+        plus ``code``, the fingerprint of the model and step, when they are not the package's."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("model", "step")}
+        found = {"recipe": type(self).__name__, **{key: _as_plain(value) for key, value in fields.items()}}
+        package = (getattr(type(self), "default_model", None), getattr(type(self), "default_step", None))
+        if None in package:  # a recipe whose code is still the package's alone
+            return found
+        code = code_fingerprint(self.model_class, self.training_step)
+        return found if code == code_fingerprint(*package) else {**found, "code": code}
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> Recipe:
         """The recipe that :meth:`settings` (or a checkpoint's stored settings) describe."""
         if settings.get("recipe") != cls.__name__:
             raise ValueError(f"these settings are a {settings.get('recipe')!r} recipe, not a {cls.__name__}")
+        if "code" in settings:
+            raise ValueError("these settings were trained with a notebook's own code; build the recipe there")
         return _from_plain(cls, {key: value for key, value in settings.items() if key != "recipe"})
 
     def checkpoint_name(self) -> str:
@@ -145,6 +175,57 @@ class Recipe:
         history = cached(self.checkpoint_name(), self.settings(), model, train_fn, retrain=retrain, accept=same_data,
                          extra=data_record)  # fmt: skip
         return model, history
+
+
+def _as_plain(value: Any) -> Any:
+    return asdict(value) if dataclasses.is_dataclass(value) else value
+
+
+def code_fingerprint(*objects: Callable[..., Any]) -> str:
+    """12 hex digits of SHA-256 over the syntax trees of ``objects`` (functions, or classes by
+    their methods) and, recursively, of every function or class of the same module they name,
+    and the values of that module's plain constants they name. Comments and layout do not
+    count, so a notebook cell and its exported module agree; a changed line does not."""
+    found: dict[str, str] = {}
+    for item in objects:
+        _collect(item, found)
+    text = json.dumps(sorted(found.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _collect(item: Any, found: dict[str, str]) -> None:
+    if not (inspect.isfunction(item) or inspect.isclass(item)):
+        raise TypeError(f"a recipe's model and step must be a function or a class, got {item!r}")
+    key = item.__qualname__  # not the module: a notebook's cell and its exported module must agree
+    if key in found:
+        return
+    if inspect.isclass(item):  # a class of a notebook has no source file, its methods do
+        parts = [f for f in vars(item).values() if inspect.isfunction(f)]
+        found[key] = " ".join(base.__qualname__ for base in item.__bases__)
+    else:
+        parts = [item]
+        found[key] = ""
+    for part in parts:
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(part)))
+        except (OSError, TypeError, SyntaxError) as error:
+            raise TypeError(f"cannot read the source of {key} ({error}); define a recipe's model and step "
+                            "with def or class in a notebook cell or a .py file") from None  # fmt: skip
+        found[key] += ast.dump(tree)
+        function = inspect.unwrap(part)
+        loaded = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+        for name in loaded & _global_names(function.__code__):  # not its arguments and locals
+            value = function.__globals__.get(name)
+            if (inspect.isfunction(value) or inspect.isclass(value)) and value.__module__ == item.__module__:
+                _collect(value, found)
+            elif isinstance(value, bool | int | float | str):
+                found[name] = repr(value)
+
+
+def _global_names(code: types.CodeType) -> set[str]:
+    """The names a function's code (and the functions defined inside it) looks up outside itself."""
+    nested = [const for const in code.co_consts if isinstance(const, types.CodeType)]
+    return set(code.co_names).union(*(_global_names(inner) for inner in nested))
 
 
 def _from_plain(kind: Any, value: Any) -> Any:
