@@ -26,7 +26,7 @@ from sklearn.metrics import ConfusionMatrixDisplay
 from course_utils import checks
 from course_utils.evaluate import seed_spread
 from course_utils.images import to_float
-from course_utils.recipes.rows import LAYOUTS, image_to_rows
+from course_utils.methods.rows import LAYOUTS, image_to_rows
 
 # Light grids behind the data, no box around plots and legends; sizes and layout stay per figure.
 STYLE = {

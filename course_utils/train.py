@@ -290,16 +290,18 @@ def fit_classifier(
     optimizer: str = "adamw",
     patience: int | None = None,
     augment: Augment | None = None,
+    step: Step | None = None,
     validation: tuple[torch.Tensor, torch.Tensor] | None = None,
     seed: int = 0,
     validate: Callable[[nn.Module], dict[str, float]] | None = None,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     desc: str = "training",
 ) -> History:
-    """Cross-entropy training in shuffled batches (a batch larger than the data shrinks to
-    the data) with :func:`fit`'s optimiser and cosine decay to 0; or, with ``patience``, a
-    constant rate divided by 10 whenever the validation loss has not improved for
-    ``patience`` epochs (``ReduceLROnPlateau``; the history logs each epoch's ``lr``).
+    """Classifier training in shuffled batches (a batch larger than the data shrinks to the
+    data): :func:`supervised_step`'s cross-entropy, or ``step`` (a step of the loop over
+    indices into ``images``), with :func:`fit`'s optimiser and cosine decay to 0; or, with
+    ``patience``, a constant rate divided by 10 whenever the validation loss has not improved
+    for ``patience`` epochs (``ReduceLROnPlateau``; the history logs each epoch's ``lr``).
 
     With ``validation = (inputs, targets)`` (held out of the training data, never the test
     set) the history gains ``val_loss`` and ``val_accuracy`` per epoch, and the model ends with
@@ -312,7 +314,7 @@ def fit_classifier(
         checks.labels(validation[1], "validation targets", len(validation[0]))
     elif patience is not None:
         raise ValueError("patience schedules on the validation loss: pass validation=(inputs, targets)")
-    step = supervised_step(images, targets, augment)
+    step = step or supervised_step(images, targets, augment)
     batches = ShuffledBatches(len(images), batch_size, seed)
     if patience is not None:
         opt = optimizer_for(model, optimizer, lr, weight_decay)
