@@ -4,12 +4,15 @@ gradient per time step, the plateau training and the recipes."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from test_methods import load_module
 
 from course_utils.data import ImageDataset
+from course_utils.methods import rows as methods_rows
 from course_utils.methods.rows import RowClassifier, SmallCNN, image_to_rows, step_gradient_norms
 from course_utils.recipes import rows as rows_module
 from course_utils.recipes.rows import CNNRecipe, RowData, RowRecipe
@@ -251,3 +254,35 @@ def test_the_checkpoint_names_of_the_measured_runs_stay(monkeypatch):
     ]  # fmt: skip
     monkeypatch.setenv("COURSE_PROFILE", "smoke")
     assert RowRecipe.default("lstm").checkpoint_name() == "recurrent_rows-7b7322a41d0f"
+
+
+ROWS_SOURCE = Path(methods_rows.__file__).read_text()
+
+
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        (".permute(0, 2, 3, 1).reshape(n, h, w * c)", ".flip(2).permute(0, 2, 3, 1).reshape(n, h, w * c)"),
+        ("F.cross_entropy(logits, targets)", "F.cross_entropy(logits, targets, label_smoothing=0.2)"),
+    ],
+    ids=["exercise 1 reads the rows bottom first", "the step smooths the labels"],
+)
+def test_an_edited_notebook_cell_trains_under_its_own_name_and_trains_otherwise(tmp_path, capsys, old, new):
+    assert old in ROWS_SOURCE
+    edited = load_module(tmp_path / f"rows_edited_{abs(hash(old))}.py", ROWS_SOURCE.replace(old, new))
+    same = load_module(tmp_path / f"rows_same_{abs(hash(old))}.py", ROWS_SOURCE.replace("# Summed,", "# Added,"))
+    base = RowRecipe(cell="gru", hidden_size=8, head=(8,), epochs=1, batch_size=8, val_size=16)
+    recipes = {
+        "package": base,
+        "edited": dataclasses.replace(base, model=edited.RowClassifier, step=edited.supervised_step),
+        "same code": dataclasses.replace(base, model=same.RowClassifier, step=same.supervised_step),
+    }
+    assert recipes["same code"].checkpoint_name() == base.checkpoint_name() != recipes["edited"].checkpoint_name()
+    weights = {}
+    for name, recipe in recipes.items():
+        model, _ = recipe.pretrained(_tiny_data())
+        weights[name] = torch.cat([p.detach().flatten() for p in model.parameters()])
+    out = capsys.readouterr().out
+    assert out.count("Training recurrent_rows") == 2 and "Loaded" in out  # the same code reuses, edited code trains
+    assert torch.equal(weights["package"], weights["same code"])
+    assert not torch.equal(weights["package"], weights["edited"])
