@@ -23,8 +23,10 @@ import torch
 from matplotlib.ticker import MaxNLocator, NullLocator
 from sklearn.metrics import ConfusionMatrixDisplay
 
+from course_utils import checks
 from course_utils.evaluate import seed_spread
 from course_utils.images import to_float
+from course_utils.methods.rows import LAYOUTS, image_to_rows
 
 # Light grids behind the data, no box around plots and legends; sizes and layout stay per figure.
 STYLE = {
@@ -327,3 +329,69 @@ def embedding_interactive(
         f": {title}" if title else ""
     )
     return InteractiveEmbedding(fig, static, description)
+
+
+def plot_histories(histories: dict[str, dict[str, list[float]]]) -> plt.Figure:
+    """Loss and accuracy per epoch of several runs: training dashed, validation solid,
+    the chosen (best validation accuracy) epoch circled."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for i, (name, history) in enumerate(histories.items()):
+        color = plt.cm.tab10(i)
+        epochs = range(1, len(history["val_loss"]) + 1)
+        best = int(history["best_epoch"][0])
+        for ax, train_key, val_key in [(axes[0], "loss", "val_loss"), (axes[1], "train_accuracy", "val_accuracy")]:
+            ax.plot(epochs, history[train_key], "--", marker=".", color=color, label=f"{name} training")
+            ax.plot(epochs, history[val_key], "-", marker=".", color=color, label=f"{name} validation")
+            ax.plot(best, history[val_key][best - 1], "o", color=color, markersize=9, fillstyle="none")
+    for ax, title in zip(axes, ["cross-entropy loss", "accuracy"]):
+        ax.set_title(f"{title} (circle: epoch kept)")
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+def plot_step_gradients(norms: dict[str, dict[str, torch.Tensor]]) -> plt.Figure:
+    """``norms[stage][cell]`` from :func:`step_gradient_norms`: one panel per stage (e.g.
+    at initialisation, after training), one line per cell, on a log scale."""
+    fig, axes = plt.subplots(1, len(norms), figsize=(5.5 * len(norms), 3.8), squeeze=False, sharey=True)
+    for ax, (stage, per_cell) in zip(axes.flat, norms.items()):
+        for name, values in per_cell.items():
+            ax.semilogy(range(len(values)), values.cpu(), marker=".", label=name)
+        ax.set_title(f"gradient of the loss per input row, {stage}")
+        ax.set_xlabel("time step = image row (0: top, read first)")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend()
+    axes.flat[0].set_ylabel(r"mean $\|\partial \mathcal{L} / \partial x_t\|$")
+    fig.tight_layout()
+    return fig
+
+
+def plot_step(image: torch.Tensor, step: int) -> plt.Figure:
+    """What time step ``step`` sees of a uint8 image (3, H, W): the image with that row
+    marked, and the row's 3 x W values in both layouts, coloured by channel."""
+    if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] != 3:
+        raise ValueError(f"plot_step expects one uint8 image (3, H, W), got {image.dtype} {tuple(image.shape)}")
+    checks.count("step (a row of the image)", step, 0, image.shape[1] - 1)
+    rows = {layout: image_to_rows(image[None].float(), layout)[0, step] for layout in LAYOUTS}
+    channel_of = {
+        "interleaved": torch.arange(rows["interleaved"].numel()) % 3,
+        "planar": torch.arange(rows["planar"].numel()) // image.shape[-1],
+    }
+    fig = plt.figure(figsize=(12, 3.6))
+    grid = fig.add_gridspec(2, 2, width_ratios=[1, 3.2])
+    ax = fig.add_subplot(grid[:, 0])
+    ax.imshow(image.permute(1, 2, 0).numpy())
+    ax.axhspan(step - 0.5, step + 0.5, fill=False, edgecolor="yellow", linewidth=2)
+    ax.set_title(f"row {step} is time step {step}")
+    ax.axis("off")
+    for i, layout in enumerate(LAYOUTS):
+        ax = fig.add_subplot(grid[i, 1])
+        ax.bar(range(len(rows[layout])), rows[layout], color=[("red", "green", "blue")[c] for c in channel_of[layout]])
+        ax.set_title(f"the {len(rows[layout])} values of step {step}, {layout} layout", fontsize=10)
+        ax.set_ylabel("pixel value")
+        ax.set_xlim(-1, len(rows[layout]))
+    ax.set_xlabel("position in the input vector")
+    fig.tight_layout()
+    return fig

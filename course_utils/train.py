@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sized
 from typing import Any, Protocol
@@ -61,24 +62,26 @@ class ShuffledBatches:
 
 
 class BestEpoch:
-    """The weights of the epoch with the highest validation score so far.
+    """The weights of the epoch with the highest ``validate(model)[key]`` so far.
 
-    Call :meth:`update` once per epoch (from ``validate``, say) and :meth:`restore` after
-    training: the model gets those weights back and the history a ``best_epoch`` entry,
-    counted from 1. A later epoch replaces the kept one only with a strictly higher score.
+    Hand it to a loop as its ``validate``: each epoch it calls ``validate`` and passes the
+    metrics on. After training, :meth:`restore` gives the model those weights back and the
+    history a ``best_epoch`` entry, counted from 1. A later epoch replaces the kept one only
+    with a strictly higher score.
     """
 
-    def __init__(self) -> None:
-        self.score = -math.inf
-        self.epoch = 0
-        self.epochs_seen = 0
+    def __init__(self, validate: Callable[[nn.Module], dict[str, float]], key: str):
+        self.validate, self.key = validate, key
+        self.score, self.epoch, self.epochs_seen = -math.inf, 0, 0
         self.state: dict[str, torch.Tensor] | None = None
 
-    def update(self, model: nn.Module, score: float) -> None:
+    def __call__(self, model: nn.Module) -> dict[str, float]:
+        metrics = self.validate(model)
         self.epochs_seen += 1
-        if score > self.score:
-            self.score, self.epoch = score, self.epochs_seen
+        if metrics[self.key] > self.score:
+            self.score, self.epoch = metrics[self.key], self.epochs_seen
             self.state = copy.deepcopy(model.state_dict())
+        return metrics
 
     def restore(self, model: nn.Module, history: History) -> History:
         if self.state is None:
@@ -221,6 +224,15 @@ def warmup_cosine(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def optimizer_for(model: nn.Module, optimizer: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """``optimizer`` (``adamw``, or ``adam``, whose weight decay is an L2 penalty inside the
+    gradient) over every parameter of ``model`` that requires grad."""
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+    checks.number("lr", lr, 0, above=True), checks.number("weight_decay", weight_decay, 0)
+    return OPTIMIZERS[optimizer]([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
+
+
 def fit(
     model: nn.Module,
     step: Step,
@@ -235,16 +247,11 @@ def fit(
     validate: Callable[[nn.Module], dict[str, float]] | None = None,
     desc: str = "training",
 ) -> History:
-    """:func:`train` every parameter that requires grad with ``optimizer`` (``adamw``,
-    or ``adam``, whose weight decay is an L2 penalty inside the gradient) and the
-    :func:`warmup_cosine` schedule over all ``epochs * len(batches)`` steps."""
+    """:func:`train` with :func:`optimizer_for` and the :func:`warmup_cosine` schedule over
+    all ``epochs * len(batches)`` steps."""
     _check_length(epochs, batches)
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-    checks.number("lr", lr, 0, above=True), checks.number("weight_decay", weight_decay, 0)
     checks.count("warmup_steps", warmup_steps, 0), checks.number("final_lr_fraction", final_lr_fraction, 0, 1)
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    opt = OPTIMIZERS[optimizer](parameters, lr=lr, weight_decay=weight_decay)
+    opt = optimizer_for(model, optimizer, lr, weight_decay)
     scheduler = warmup_cosine(opt, epochs * len(batches), warmup_steps, final_lr_fraction)
     return train(model, step, batches, epochs=epochs, optimizer=opt, scheduler=scheduler, validate=validate, desc=desc)
 
@@ -280,36 +287,60 @@ def fit_classifier(
     batch_size: int,
     lr: float,
     weight_decay: float = 0.0,
+    optimizer: str = "adamw",
+    patience: int | None = None,
     augment: Augment | None = None,
+    step: Step | None = None,
     validation: tuple[torch.Tensor, torch.Tensor] | None = None,
     seed: int = 0,
     validate: Callable[[nn.Module], dict[str, float]] | None = None,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     desc: str = "training",
 ) -> History:
-    """Cross-entropy training of every parameter that requires grad: AdamW (plain Adam
-    when ``weight_decay`` is 0), the learning rate decaying along a cosine to 0, shuffled
-    batches (a batch larger than the data shrinks to the data).
+    """Classifier training in shuffled batches (a batch larger than the data shrinks to the
+    data): :func:`supervised_step`'s cross-entropy, or ``step`` (a step of the loop over
+    indices into ``images``), with :func:`fit`'s optimiser and cosine decay to 0; or, with
+    ``patience``, a constant rate divided by 10 whenever the validation loss has not improved
+    for ``patience`` epochs (``ReduceLROnPlateau``; the history logs each epoch's ``lr``).
 
     With ``validation = (inputs, targets)`` (held out of the training data, never the test
-    set) the history gains ``val_accuracy`` per epoch, and the model ends with the weights
-    of the epoch that scored best there (:class:`BestEpoch`; ``best_epoch`` in the history).
+    set) the history gains ``val_loss`` and ``val_accuracy`` per epoch, and the model ends with
+    the weights of the epoch with the best ``val_accuracy`` (:class:`BestEpoch`). ``seconds``
+    is each epoch's training time. ``on_epoch(epoch, metrics)`` may stop training by raising
+    (an Optuna pruner does).
     """
     checks.labels(targets, "targets", len(images))
     if validation is not None:
         checks.labels(validation[1], "validation targets", len(validation[0]))
-    step = supervised_step(images, targets, augment)
+    elif patience is not None:
+        raise ValueError("patience schedules on the validation loss: pass validation=(inputs, targets)")
+    step = step or supervised_step(images, targets, augment)
     batches = ShuffledBatches(len(images), batch_size, seed)
-    best = BestEpoch()
+    if patience is not None:
+        opt = optimizer_for(model, optimizer, lr, weight_decay)
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.1, patience=patience)
+    epoch, started = 0, time.perf_counter()
 
     def after_epoch(net: nn.Module) -> dict[str, float]:
-        metrics = validate(net) if validate is not None else {}
-        if validation is not None:
-            metrics["val_accuracy"] = evaluate_loss(net, *validation, batch_size=2048)["val_accuracy"]
-            best.update(net, metrics["val_accuracy"])
+        nonlocal epoch, started
+        epoch, metrics = epoch + 1, {"seconds": time.perf_counter() - started}
+        if patience is not None:
+            metrics["lr"] = opt.param_groups[0]["lr"]  # the rate this epoch trained with
+        metrics |= evaluate_loss(net, *validation) if validation is not None else {}
+        metrics |= validate(net) if validate is not None else {}
+        if patience is not None:
+            plateau.step(metrics["val_loss"])
+        if on_epoch is not None:
+            on_epoch(epoch, metrics)
+        started = time.perf_counter()
         return metrics
 
-    history = fit(model, step, batches, epochs=epochs, lr=lr, weight_decay=weight_decay, validate=after_epoch,
-                  desc=desc)  # fmt: skip
+    best = BestEpoch(after_epoch, "val_accuracy") if validation is not None else after_epoch
+    if patience is None:
+        history = fit(model, step, batches, epochs=epochs, lr=lr, weight_decay=weight_decay, optimizer=optimizer,
+                      validate=best, desc=desc)  # fmt: skip
+    else:
+        history = train(model, step, batches, epochs=epochs, optimizer=opt, validate=best, desc=desc)
     return best.restore(model, history) if validation is not None else history
 
 

@@ -529,6 +529,21 @@ def test_cli_download_failure_is_one_line(monkeypatch, capsys):
     assert lines[1] == f"FAIL mnist train: {expected}"
 
 
+def test_hold_out_keeps_the_next_items_of_the_same_draw():
+    targets = torch.tensor([c for _ in range(6) for c in (0, 1, 2)])  # 18 items, 6 per class
+    data = ImageDataset(torch.arange(18, dtype=torch.uint8).view(18, 1, 1, 1), targets, ["a", "b", "c"], "toy")
+    order = torch.randperm(18, generator=torch.Generator().manual_seed(4)).tolist()  # the draw, written out
+    by_class = {c: [i for i in order if i % 3 == c] for c in range(3)}
+    rest, held = hold_out(data, 2, seed=4, keep=3)
+    assert held.images.flatten().tolist() == sorted(i for c in range(3) for i in by_class[c][:2])
+    assert rest.images.flatten().tolist() == sorted(i for c in range(3) for i in by_class[c][2:5])
+    rest, held = hold_out(data, 5, seed=4, by_class=False, keep=7)  # not by class: in the order drawn
+    assert (held.images.flatten().tolist(), rest.images.flatten().tolist()) == (order[:5], order[5:12])
+    assert hold_out(data, 5, seed=4, by_class=False)[0].images.flatten().tolist() == order[5:]
+    with pytest.raises(ValueError, match="asked for 19 items, but the data has only 18"):
+        hold_out(data, 5, by_class=False, keep=14)
+
+
 def test_hold_out_splits_off_k_per_class_after_the_first_items():
     targets = torch.tensor([c for _ in range(6) for c in (0, 1, 2)])  # 18 items, 6 per class
     images = torch.arange(18, dtype=torch.uint8).view(18, 1, 1, 1)  # each image holds its index

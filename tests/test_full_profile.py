@@ -16,6 +16,7 @@ import torch
 
 from course_utils import runtime
 from course_utils.data import ImageDataset
+from course_utils.methods.rows import RowClassifier, supervised_step
 from course_utils.recipes.fashion import FashionSupervised
 from course_utils.recipes.metric import OBJECTIVES, MetricRecipe, metric_step
 from course_utils.recipes.rows import CNNRecipe, RowData, RowRecipe
@@ -112,6 +113,7 @@ def _notebook_cell(cell_id: str) -> str:
 def test_notebook_05s_search_runs_one_trial_of_its_largest_network(full, capsys):
     # The notebook's own cells: its search space in the full profile and its objective.
     space = {"pick": runtime.pick, "data": _row_data(), "RowRecipe": RowRecipe, "optuna": optuna, "DEVICE": "cpu"}
+    space |= {"RowClassifier": RowClassifier, "supervised_step": supervised_step}  # the notebook's exported cells
     space["seed_everything"] = runtime.seed_everything
     exec(_notebook_cell("ccccf8d5"), space)  # SEARCH
     exec(_notebook_cell("e2bf3a83"), space)  # objective(trial)

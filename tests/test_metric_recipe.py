@@ -42,13 +42,10 @@ def _changed(value):
 
 def test_every_field_changes_the_checkpoint_name():
     recipe = MetricRecipe.default(objective="triplets", dim=32)
+    settings = [field.name for field in dataclasses.fields(recipe) if field.name not in ("model", "step")]
     names = {recipe.checkpoint_name()}
-    settings = [
-        field for field in dataclasses.fields(recipe) if field.name not in ("model", "step")
-    ]  # code: test_methods
-    for field in settings:
-        other = dataclasses.replace(recipe, **{field.name: _changed(getattr(recipe, field.name))})
-        names.add(other.checkpoint_name())
+    for name in settings:  # the code (model, step) is tests/test_methods.py's
+        names.add(dataclasses.replace(recipe, **{name: _changed(getattr(recipe, name))}).checkpoint_name())
     assert len(names) == len(settings) + 1
 
 

@@ -24,10 +24,11 @@ from course_utils.embed import embed_2d
 from course_utils.evaluate import knn_accuracy, linear_probe, positive_ranks, scores, seed_spread, tuned_probe
 from course_utils.explore import draw_temperature, scaled_views, softmax_over_candidates, temperature_explorer
 from course_utils.losses import contrastive_pair_loss, nt_xent, triplet_loss
+from course_utils.methods.rows import RowClassifier, SmallCNN, image_to_rows
 from course_utils.mining import all_triplets_loss, batch_hard_triplet_loss, supervised_nt_xent
 from course_utils.recipes import Recipe
 from course_utils.recipes.fashion import FashionSupervised
-from course_utils.recipes.rows import CNNRecipe, RowClassifier, RowRecipe, SmallCNN, image_to_rows
+from course_utils.recipes.rows import CNNRecipe, RowRecipe
 from course_utils.recipes.simclr import Encoder, SimCLRRecipe
 from course_utils.recipes.simsiam import SimSiamRecipe
 from course_utils.representations import alignment, knn_predict, uniformity, variance_spectrum

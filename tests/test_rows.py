@@ -4,24 +4,20 @@ gradient per time step, the plateau training and the recipes."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from test_methods import load_module
 
-from course_utils.recipes.rows import (
-    CNNRecipe,
-    RowClassifier,
-    RowData,
-    RowRecipe,
-    SmallCNN,
-    evaluate_loss,
-    fit_on_plateau,
-    image_to_rows,
-    split_train_val,
-    step_gradient_norms,
-)
+from course_utils.data import ImageDataset
+from course_utils.methods import rows as methods_rows
+from course_utils.methods.rows import RowClassifier, SmallCNN, image_to_rows, step_gradient_norms
+from course_utils.recipes import rows as rows_module
+from course_utils.recipes.rows import CNNRecipe, RowData, RowRecipe
 from course_utils.runtime import device
+from course_utils.train import evaluate_loss
 
 
 def _numbered_image() -> torch.Tensor:
@@ -45,10 +41,14 @@ def test_bad_rows_input_is_a_clear_error():
         image_to_rows(_numbered_image(), "rgb")
     with pytest.raises(ValueError, match="N, C, H, W"):
         image_to_rows(torch.zeros(3, 32, 32))
-    with pytest.raises(ValueError, match="cell"):
-        RowClassifier("transformer")
-    with pytest.raises(ValueError, match="cell"):
+    with pytest.raises(ValueError, match="cell 'Lstm' or layout 'interleaved' unknown"):
         RowRecipe(cell="Lstm")
+    with pytest.raises(ValueError, match="layout 'rgb' unknown"):
+        RowRecipe(layout="rgb")
+    with pytest.raises(ValueError, match="the gru cell has no forget gate"):
+        RowRecipe(cell="gru", forget_bias=1.0)
+    with pytest.raises(TypeError, match="uint8"):  # floats in [0, 1] belong there
+        RowClassifier("gru", hidden_size=4)(torch.zeros(2, 3, 32, 32, dtype=torch.uint8))
 
 
 def test_the_two_layouts_differ_only_by_a_permutation_of_the_input_weights():
@@ -89,8 +89,6 @@ def test_forget_bias_opens_only_the_lstm_forget_gates():
     torch.testing.assert_close(total[5:10], torch.ones(5))
     for gate in (slice(0, 5), slice(10, 20)):
         torch.testing.assert_close(opened.recurrent.bias_ih_l0[gate], default.recurrent.bias_ih_l0[gate])
-    with pytest.raises(ValueError, match="forget"):
-        RowClassifier("gru", forget_bias=1.0)
 
 
 def test_small_cnn_parameter_count():
@@ -136,21 +134,18 @@ def test_gradient_per_step_is_each_images_own_gradient():
     torch.testing.assert_close(norms, torch.stack(per_image).mean(0))
 
 
-def test_split_is_disjoint_seeded_and_sized():
-    images = torch.arange(100).view(100, 1, 1, 1).to(torch.uint8)
-    targets = torch.arange(100)
-    train_x, train_y, val_x, val_y = split_train_val(images, targets, val_size=20, train_size=50, seed=1)
-    assert (len(train_x), len(val_x)) == (50, 20)
-    assert set(train_y.tolist()).isdisjoint(val_y.tolist())
-    assert train_x.flatten().tolist() == train_y.tolist()  # images keep their labels
-    again = split_train_val(images, targets, val_size=20, train_size=50, seed=1)
-    assert torch.equal(again[3], val_y)
-    assert not torch.equal(split_train_val(images, targets, val_size=20, seed=2)[3], val_y)
-    assert len(split_train_val(images, targets, val_size=20)[0]) == 80
-    with pytest.raises(ValueError, match="train_size"):
-        split_train_val(images, targets, val_size=20, train_size=81)
-    with pytest.raises(ValueError, match="val_size"):
-        split_train_val(images, targets, val_size=0)
+def test_the_split_holds_out_the_first_images_of_the_seeded_shuffle_and_trains_on_the_next(monkeypatch):
+    images = torch.arange(100, dtype=torch.uint8).view(100, 1, 1, 1).expand(100, 3, 32, 32).contiguous()
+    dataset = ImageDataset(images, torch.arange(100) % 10, [str(c) for c in range(10)], "numbered")
+    monkeypatch.setattr(rows_module, "load_dataset", lambda name, split: dataset)
+    data = RowRecipe(val_size=20, train_size=50, seed=1).load_data()
+    order = torch.randperm(100, generator=torch.Generator().manual_seed(1))  # the draw, written out
+    assert data.val_images[:, 0, 0, 0].tolist() == order[:20].tolist()
+    assert data.train_images[:, 0, 0, 0].tolist() == order[20:70].tolist(), "in the order drawn"
+    assert torch.equal(data.train_targets, order[20:70] % 10), "images keep their labels"
+    assert len(RowRecipe(val_size=20).load_data().train_images) == 80
+    with pytest.raises(ValueError, match="asked for 101 items, but the data has only 100"):
+        RowRecipe(val_size=20, train_size=81).load_data()
 
 
 def test_evaluate_loss_is_the_mean_cross_entropy_and_accuracy(monkeypatch):
@@ -169,17 +164,20 @@ def _tiny_data(n: int = 48, seed: int = 0) -> RowData:
     g = torch.Generator().manual_seed(seed)
     images = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
     targets = torch.randint(0, 10, (n,), generator=g)
-    return RowData(*split_train_val(images, targets, val_size=16, seed=seed), source="random")
+    return RowData(images[16:], targets[16:], images[:16], targets[:16], source="random")
 
 
 def test_plateau_training_divides_the_rate_and_keeps_the_best_validation_epoch():
     torch.manual_seed(0)
     model = RowClassifier("gru", hidden_size=8, head=(8,))
+    recipe = RowRecipe(cell="gru", hidden_size=8, head=(8,), epochs=8, batch_size=8, lr=0.05, weight_decay=0.0,
+                       patience=0)  # fmt: skip
     states = []
-    history = fit_on_plateau(
-        model, _tiny_data(), epochs=8, batch_size=8, lr=0.05, weight_decay=0.0, patience=0,
+    history = recipe.fit(
+        model,
+        _tiny_data(),
         on_epoch=lambda epoch, metrics: states.append({k: v.clone() for k, v in model.state_dict().items()}),
-    )  # fmt: skip
+    )
     # ReduceLROnPlateau, patience 0: the next epoch's rate is a tenth whenever the
     # validation loss is not below (1 - 1e-4) times the best so far.
     lr, best = 0.05, float("inf")
@@ -214,11 +212,12 @@ def _changed(value):
 @pytest.mark.parametrize("recipe_type", [RowRecipe, CNNRecipe])
 def test_every_recipe_field_changes_the_checkpoint_name(recipe_type):
     recipe = recipe_type.default()
+    settings = [field.name for field in dataclasses.fields(recipe) if field.name not in ("model", "step")]
     names = {recipe.checkpoint_name()}
-    for field in dataclasses.fields(recipe):
-        changed = dataclasses.replace(recipe, **{field.name: _changed(getattr(recipe, field.name))})
-        names.add(changed.checkpoint_name())
-    assert len(names) == len(dataclasses.fields(recipe)) + 1
+    for name in settings:  # the code (model, step) is tests/test_methods.py's
+        changes = {name: _changed(getattr(recipe, name)), **({"forget_bias": 0.0} if name == "cell" else {})}
+        names.add(dataclasses.replace(recipe, **changes).checkpoint_name())  # a GRU has no forget gate
+    assert len(names) == len(settings) + 1
 
 
 def test_defaults_follow_the_profile(monkeypatch):
@@ -244,3 +243,46 @@ def test_a_tiny_recipe_trains_on_the_device_and_round_trips_through_its_checkpoi
     assert history_again == history
     for (key, value), other in zip(model.state_dict().items(), again.state_dict().values()):
         assert torch.equal(value.cpu(), other.cpu()), key
+
+
+def test_the_checkpoint_names_of_the_measured_runs_stay(monkeypatch):
+    # The names of the laptop run stored in notebook 05: its cached weights stay valid.
+    names = [RowRecipe.default(cell).checkpoint_name() for cell in ("rnn", "lstm", "gru")]
+    assert [*names, CNNRecipe.default().checkpoint_name()] == [
+        "recurrent_rows-58df49bc1551", "recurrent_rows-ff2593bce633", "recurrent_rows-b25703f79594",
+        "rows_cnn-1dfc70757ce4",
+    ]  # fmt: skip
+    monkeypatch.setenv("COURSE_PROFILE", "smoke")
+    assert RowRecipe.default("lstm").checkpoint_name() == "recurrent_rows-7b7322a41d0f"
+
+
+ROWS_SOURCE = Path(methods_rows.__file__).read_text()
+
+
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        (".permute(0, 2, 3, 1).reshape(n, h, w * c)", ".flip(2).permute(0, 2, 3, 1).reshape(n, h, w * c)"),
+        ("F.cross_entropy(logits, targets)", "F.cross_entropy(logits, targets, label_smoothing=0.2)"),
+    ],
+    ids=["exercise 1 reads the rows bottom first", "the step smooths the labels"],
+)
+def test_an_edited_notebook_cell_trains_under_its_own_name_and_trains_otherwise(tmp_path, capsys, old, new):
+    assert old in ROWS_SOURCE
+    edited = load_module(tmp_path / f"rows_edited_{abs(hash(old))}.py", ROWS_SOURCE.replace(old, new))
+    same = load_module(tmp_path / f"rows_same_{abs(hash(old))}.py", ROWS_SOURCE.replace("# Summed,", "# Added,"))
+    base = RowRecipe(cell="gru", hidden_size=8, head=(8,), epochs=1, batch_size=8, val_size=16)
+    recipes = {
+        "package": base,
+        "edited": dataclasses.replace(base, model=edited.RowClassifier, step=edited.supervised_step),
+        "same code": dataclasses.replace(base, model=same.RowClassifier, step=same.supervised_step),
+    }
+    assert recipes["same code"].checkpoint_name() == base.checkpoint_name() != recipes["edited"].checkpoint_name()
+    weights = {}
+    for name, recipe in recipes.items():
+        model, _ = recipe.pretrained(_tiny_data())
+        weights[name] = torch.cat([p.detach().flatten() for p in model.parameters()])
+    out = capsys.readouterr().out
+    assert out.count("Training recurrent_rows") == 2 and "Loaded" in out  # the same code reuses, edited code trains
+    assert torch.equal(weights["package"], weights["same code"])
+    assert not torch.equal(weights["package"], weights["edited"])

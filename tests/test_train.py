@@ -209,11 +209,14 @@ def test_steps_run_the_model_in_bfloat16_only_on_native_hardware_and_the_loss_in
 
 def test_best_epoch_restores_the_first_epoch_with_the_highest_score():
     model = torch.nn.Linear(1, 1, bias=False)
-    best = BestEpoch()
-    for weight, score in [(1.0, 0.5), (2.0, 0.7), (3.0, 0.6), (4.0, 0.7)]:  # epoch 4 only ties epoch 2
+    scores = iter([0.5, 0.7, 0.6, 0.7])  # epoch 4 only ties epoch 2
+    best = BestEpoch(lambda net: {"score": next(scores), "weight": net.weight.item()}, "score")
+    seen = []
+    for weight in [1.0, 2.0, 3.0, 4.0]:
         with torch.no_grad():
             model.weight.fill_(weight)
-        best.update(model, score)
+        seen.append(best(model))
+    assert [metrics["weight"] for metrics in seen] == [1.0, 2.0, 3.0, 4.0], "validate's metrics are passed on"
     history = best.restore(model, {"loss": [1.0, 0.5, 0.4, 0.3]})
     assert model.weight.item() == 2.0, "epoch 2's weights, copied then, not changed by later epochs"
     assert history == {"loss": [1.0, 0.5, 0.4, 0.3], "best_epoch": [2.0]}
@@ -244,7 +247,7 @@ def test_fit_classifier_ends_on_the_epoch_that_validated_best(monkeypatch):
     model = torch.nn.Linear(features.shape[1], 2)
     snapshots = []
 
-    def keep(net):  # called after each epoch, before the validation accuracy is measured
+    def keep(net):  # called after each epoch
         snapshots.append({k: v.clone() for k, v in net.state_dict().items()})
         return {}
 
@@ -259,6 +262,12 @@ def test_fit_classifier_ends_on_the_epoch_that_validated_best(monkeypatch):
     best = by_hand.index(max(by_hand))  # the first of equal scores
     assert history["best_epoch"] == [best + 1]
     assert all(torch.equal(model.state_dict()[k], snapshots[best][k]) for k in snapshots[best])
+
+
+def test_a_plateau_schedule_needs_a_validation_split():
+    features, targets = torch.randn(8, 4), torch.arange(8) % 2
+    with pytest.raises(ValueError, match="patience schedules on the validation loss: pass validation="):
+        fit_classifier(torch.nn.Linear(4, 2), features, targets, epochs=1, batch_size=4, lr=0.1, patience=1)
 
 
 def test_float16_training_goes_through_the_gradient_scaler_and_takes_the_true_step(monkeypatch):

@@ -216,35 +216,46 @@ def first_k(dataset: ImageDataset, k: int) -> ImageDataset:
     return dataset.subset(torch.arange(k), f"first {k}")
 
 
-def hold_out(dataset: ImageDataset, k: int, seed: int = 0, after: int = 0) -> tuple[ImageDataset, ImageDataset]:
-    """Split off a validation set: ``k`` items of every class drawn at random (seeded)
-    among the items from index ``after`` on (so the first ``after`` stay in training).
+def hold_out(
+    dataset: ImageDataset, k: int, seed: int = 0, after: int = 0, *, by_class: bool = True, keep: int | None = None
+) -> tuple[ImageDataset, ImageDataset]:
+    """Split off a validation set: ``k`` items of every class (``k`` in all when not
+    ``by_class``) drawn at random (seeded) among the items from index ``after`` on, so the
+    first ``after`` stay in training.
 
-    Returns ``(rest, held_out)``, both in file order. Training, tuning and the choice of
-    an epoch use these two; the test split is left for the final numbers only.
+    Returns ``(rest, held_out)``: by class both in file order, otherwise in the order drawn.
+    ``keep`` trims the rest to the first ``after`` items and the next ``keep`` items of the
+    draw (of every class, when ``by_class``). Training, tuning and the choice of an epoch use
+    these two; the test split is left for the final numbers only.
     """
-    checks.count("after", after, 0, len(dataset) - 1)
-    chosen = _per_class_indices(dataset.targets[after:], dataset.classes, k, seed) + after
-    keep = torch.ones(len(dataset), dtype=torch.bool)
-    keep[chosen] = False
-    rest = dataset.subset(keep.nonzero().flatten(), f"without {k} per class held out (seed {seed})")
-    return rest, dataset.subset(chosen, f"{k} per class held out (seed {seed})")
+    after = checks.count("after", after, 0, len(dataset) - 1)
+    rest, held = _draw(dataset, k, seed, after, by_class, keep)
+    how = f"{k} {'per class' if by_class else 'in all'} held out (seed {seed})"
+    return dataset.subset(rest, f"without {how}"), dataset.subset(held, how)
 
 
 def per_class(dataset: ImageDataset, k: int, seed: int = 0) -> ImageDataset:
     """``k`` items of every class, drawn with a fixed ``seed`` (same seed, same items)."""
-    chosen = _per_class_indices(dataset.targets, dataset.classes, k, seed)
-    return dataset.subset(chosen, f"{k} per class (seed {seed})")
+    return dataset.subset(_draw(dataset, k, seed, 0, True, 0)[1], f"{k} per class (seed {seed})")
 
 
-def _per_class_indices(labels: torch.Tensor, classes: list[str], k: int, seed: int) -> torch.Tensor:
-    """Ascending indices of ``k`` random items of every class (a seeded draw)."""
-    k, seed = checks.count("k (items per class)", k), checks.count("seed", seed, 0, 2**63 - 1)
-    if (labels < 0).any():
+def _draw(
+    dataset: ImageDataset, k: int, seed: int, after: int, by_class: bool, keep: int | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of :func:`hold_out`'s rest and held-out items, from one seeded shuffle of the
+    items from ``after`` on: of every class (or of all) the first ``k`` drawn are held out."""
+    k = checks.count(f"k (items {'per class' if by_class else 'held out'})", k)
+    seed = checks.count("seed", seed, 0, 2**63 - 1)
+    order = torch.randperm(len(dataset) - after, generator=torch.Generator().manual_seed(seed)) + after
+    if by_class and (dataset.targets < 0).any():
         raise ValueError("per_class needs a labelled dataset; this one has unlabeled (-1) targets")
-    counts = torch.bincount(labels, minlength=len(classes))
-    if k > counts.min():
-        smallest = int(counts.argmin())
-        raise ValueError(f"asked for {k} per class, but class {classes[smallest]!r} has only {int(counts[smallest])}")
-    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
-    return torch.cat([order[labels[order] == c][:k] for c in range(len(classes))]).sort().values
+    groups = [order[dataset.targets[order] == c] for c in range(len(dataset.classes))] if by_class else [order]
+    wanted = k + (0 if keep is None else checks.count("keep", keep, 0))
+    sizes = [len(group) for group in groups]
+    if (fewest := min(sizes)) < wanted:
+        where = f"per class, but class {dataset.classes[sizes.index(fewest)]!r}" if by_class else "items, but the data"
+        raise ValueError(f"asked for {wanted} {where} has only {fewest}")
+    end = None if keep is None else k + keep
+    held = torch.cat([group[:k] for group in groups])
+    rest = torch.cat([torch.arange(after), *(group[k:end] for group in groups)])
+    return (rest.sort().values, held.sort().values) if by_class else (rest, held)

@@ -17,7 +17,7 @@ from torch import nn
 from course_utils import checks
 from course_utils.augment import ViewAugment
 from course_utils.checkpoints import History
-from course_utils.data import load_dataset
+from course_utils.data import hold_out, load_dataset
 from course_utils.evaluate import extract_features, knn_accuracy
 from course_utils.images import to_float
 from course_utils.mining import (
@@ -79,22 +79,12 @@ def mnist_subset(size: int = 3000, val_fraction: float = 0.1, seed: int = 0) -> 
     val_per_class = round(per_class * val_fraction)
     if not 0 < val_per_class < per_class:
         raise ValueError(f"val_fraction={val_fraction} leaves no training or no validation images of {per_class}")
-    order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(seed))
-    # rank of each shuffled item among the items of its class: stable sort by class
-    labels = train_set.targets[order]
-    by_class = labels.argsort(stable=True)
-    rank = torch.empty_like(by_class)
-    rank[by_class] = torch.arange(len(labels)) - torch.searchsorted(labels[by_class], labels[by_class])
-    train_index = order[rank < per_class - val_per_class].sort().values
-    val_index = order[(rank >= per_class - val_per_class) & (rank < per_class)].sort().values
+    # One seeded draw per digit: its first images train, the next ones validate.
+    validation, train = hold_out(train_set, per_class - val_per_class, seed, keep=val_per_class)
     return MetricData(
-        train_set.images[train_index],
-        train_set.targets[train_index],
-        train_set.images[val_index],
-        train_set.targets[val_index],
-        train_set.classes,
+        train.images, train.targets, validation.images, validation.targets, train_set.classes,
         f"{train_set.source}, {per_class} per digit (seed {seed})",
-    )
+    )  # fmt: skip
 
 
 class MetricNet(nn.Module):
@@ -234,20 +224,19 @@ class MetricRecipe(Recipe):
     def fit(self, model: MetricNet, data: MetricData, validate=None) -> History:
         """Train; after every epoch measure the kNN accuracy of the validation images
         against the training images and keep the weights of the best epoch."""
-        best = BestEpoch()
 
         def monitor(net: MetricNet) -> dict[str, float]:
             bank = extract_features(net, data.train_images)
             accuracy = knn_accuracy(bank, data.train_targets, extract_features(net, data.val_images),
                                     data.val_targets, k=self.knn_k)  # fmt: skip
-            best.update(net, accuracy)
             return {"val_knn_accuracy": accuracy, **(validate(net) if validate else {})}
 
         step = metric_step(
             data.train_images, data.train_targets, self.objective, self.augment, self.margin, self.temperature
         )
+        best = BestEpoch(monitor, "val_knn_accuracy")
         history = fit(
             model, step, self.batches(data), epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay,
-            validate=monitor, desc=f"{self.objective}, {self.dim}-D",
+            validate=best, desc=f"{self.objective}, {self.dim}-D",
         )  # fmt: skip
         return best.restore(model, history)
