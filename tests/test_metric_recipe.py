@@ -43,10 +43,13 @@ def _changed(value):
 def test_every_field_changes_the_checkpoint_name():
     recipe = MetricRecipe.default(objective="triplets", dim=32)
     names = {recipe.checkpoint_name()}
-    for field in dataclasses.fields(recipe):
+    settings = [
+        field for field in dataclasses.fields(recipe) if field.name not in ("model", "step")
+    ]  # code: test_methods
+    for field in settings:
         other = dataclasses.replace(recipe, **{field.name: _changed(getattr(recipe, field.name))})
         names.add(other.checkpoint_name())
-    assert len(names) == len(dataclasses.fields(recipe)) + 1
+    assert len(names) == len(settings) + 1
 
 
 def test_default_knows_every_objective_and_refuses_others():
