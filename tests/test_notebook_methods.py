@@ -1,6 +1,7 @@
-"""Notebook 03's exported method (course_utils.methods.simclr): NT-Xent against its equation and
-against the loss before it was built on the exercise's logits, the ranks it logs, the step, and the
-recipe training with the code it is handed (other code, another checkpoint)."""
+"""The methods notebooks 01 and 03 export (course_utils.methods.supervised and .simclr): the
+step's arithmetic, NT-Xent against its equation and against the loss before it was built on the
+exercise's logits, the ranks SimCLR logs, and each recipe training with the code it is handed
+(the notebook's cells as they run: the package's checkpoint; a changed line: another one)."""
 
 from __future__ import annotations
 
@@ -16,17 +17,103 @@ import torch.nn.functional as F
 from test_methods import load_module
 
 from course_tools import export
-from course_utils.methods import simclr
+from course_utils.data import ImageDataset
+from course_utils.methods import simclr, supervised
 from course_utils.methods.simclr import nt_xent
+from course_utils.models import Classifier
 from course_utils.recipes import code_fingerprint
+from course_utils.recipes.fashion import FashionSupervised
 from course_utils.recipes.simclr import ScratchRecipe, SimCLRRecipe
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCE = Path(simclr.__file__).read_text()
-# A tiny run of the smoke encoder on 64 random 32x32 images, one epoch of two batches.
-with pytest.MonkeyPatch.context() as patch:
+
+
+def _random_images(n: int, shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    return torch.randint(0, 256, (n, *shape), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+
+
+def _labelled(n: int, seed: int) -> ImageDataset:
+    return ImageDataset(
+        _random_images(n, (1, 28, 28), seed), torch.arange(n) % 10, [str(c) for c in range(10)], "random"
+    )
+
+
+with pytest.MonkeyPatch.context() as patch:  # the smoke profile's small ResNet-18
     patch.setenv("COURSE_PROFILE", "smoke")
-    TINY = dataclasses.replace(SimCLRRecipe.default("cifar10"), images=64, epochs=1, batch_size=32)
+    TINY_SIMCLR = dataclasses.replace(SimCLRRecipe.default("cifar10"), images=64, epochs=1, batch_size=32)
+# notebook -> (its file, module, the names of its model and step, a one-epoch recipe, data to train it on)
+METHODS = {
+    "01": ("01_supervised_baseline.ipynb", supervised, ("fashion_classifier", "supervised_step"),
+           FashionSupervised(labels=64, epochs=1, batch_size=32), (_labelled(64, 0), _labelled(20, 1))),
+    "03": ("03_simclr_stl10.ipynb", simclr, ("SimCLR", "simclr_step"), TINY_SIMCLR,
+           _random_images(64, (3, 32, 32), 0)),
+}  # fmt: skip
+
+
+def _with_code(notebook: str, names: dict):
+    """The notebook's one-epoch recipe with the model and step that ``names`` holds."""
+    _, _, (model, step), recipe, _ = METHODS[notebook]
+    return dataclasses.replace(recipe, model=names[model], step=names[step])
+
+
+@pytest.mark.parametrize("notebook", METHODS)
+def test_the_notebook_cells_run_as_cells_have_the_package_fingerprint(notebook):
+    # As Jupyter runs them: each cell compiled under its own file name, kept in linecache, in one
+    # namespace that also holds the notebook's other globals, some named like the functions' arguments.
+    file, module, _, recipe, _ = METHODS[notebook]
+    namespace = {"__name__": "__main__", "temperature": 3.0, "images": 3, "recipe": "x", "z1": 0.5}
+    for i, cell in enumerate(export.exported_cells(ROOT / "notebooks" / file)[module.__name__.split(".")[-1]]):
+        filename = f"<cell-{i}>"
+        linecache.cache[filename] = (len(cell), None, cell.splitlines(True), filename)
+        exec(compile(cell, filename, "exec"), namespace)
+    from_cells = _with_code(notebook, namespace)
+    assert from_cells.checkpoint_name() == recipe.checkpoint_name() and "code" not in from_cells.settings()
+
+
+@pytest.mark.parametrize(
+    "notebook, old, new",
+    [
+        ("01", "F.cross_entropy(logits, targets)", "F.cross_entropy(logits, targets, label_smoothing=0.1)"),
+        ("01", "nn.ReLU(inplace=True), nn.Linear(32, 10)", "nn.Tanh(), nn.Linear(32, 10)"),  # the head
+        ("01", "nn.ReLU(), nn.BatchNorm2d(c_out)", "nn.GELU(), nn.BatchNorm2d(c_out)"),  # the backbone it builds
+        ("03", "logits = z @ z.T / temperature", "logits = 2 * z @ z.T / temperature"),  # the exercise's logits
+        ("03", "nt_xent(z1, z2, recipe.temperature)", "nt_xent(z1, z2, 2 * recipe.temperature)"),
+        ("03", "nn.ReLU(inplace=True), nn.Linear(4 * out_dim", "nn.GELU(), nn.Linear(4 * out_dim"),  # the head
+    ],
+    ids=["01-step", "01-head", "01-backbone", "03-exercise", "03-step", "03-head"],
+)
+def test_a_changed_line_trains_differently_under_another_checkpoint_name(tmp_path, monkeypatch, notebook, old, new):
+    monkeypatch.setenv("COURSE_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
+    _, module, _, recipe, data = METHODS[notebook]
+    source = Path(module.__file__).read_text()
+    assert source.count(old) == 1
+    changed = load_module(tmp_path / f"changed_{notebook}_{abs(hash(old))}.py", source.replace(old, new))
+    edited = _with_code(notebook, vars(changed))
+    assert edited.checkpoint_name() != recipe.checkpoint_name()
+    assert edited.settings()["code"] == code_fingerprint(edited.model, edited.step)
+    weights = []
+    for run in (recipe, edited):
+        model, _ = run.pretrained(data=data)
+        weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert not torch.equal(*weights)
+    assert len(list((tmp_path / "checkpoints").rglob("*.pt"))) == 2
+
+
+def test_the_step_augments_the_images_when_the_recipe_says_so_and_returns_the_cross_entropy():
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.tensor([[1.0] * 4, [0.0] * 4, [0.0] * 4]))  # class 0 scores the pixels' sum
+        model[1].bias.copy_(torch.tensor([0.0, 1.0, 2.0]))
+    images, targets = torch.full((2, 1, 2, 2), 255, dtype=torch.uint8), torch.tensor([2, 0])
+    # without augment: pixels 1.0, logits (4, 1, 2), class 0 wins; an augment that blanks them: (0, 1, 2), class 2 wins
+    for recipe, logits in [
+        (None, [4.0, 1.0, 2.0]),
+        (SimpleNamespace(augment=lambda x: torch.zeros(x.shape)), [0.0, 1.0, 2.0]),
+    ]:
+        loss, logged = supervised.supervised_step(model, (images, targets), recipe)
+        log_sum = math.log(sum(math.exp(v) for v in logits))
+        assert loss.item() == pytest.approx(((log_sum - logits[2]) + (log_sum - logits[0])) / 2, rel=1e-6)
+        assert logged == {"train_accuracy": 0.5}  # one of the two images is of the winning class
 
 
 def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -147,45 +234,8 @@ def test_simclr_step_feeds_two_views_and_returns_nt_xent_and_the_ranks_of_its_ou
     assert logged == simclr.pretext_metrics(z1, z2)
 
 
-def test_the_notebook_cells_run_as_cells_have_the_package_fingerprint():
-    # As Jupyter runs them: each cell compiled under its own file name, kept in linecache, in one namespace.
-    namespace = {"__name__": "__main__", "temperature": 3.0, "z1": 0.5}
-    for i, cell in enumerate(export.exported_cells(ROOT / "notebooks" / "03_simclr_stl10.ipynb")["simclr"]):
-        filename = f"<cell-{i}>"
-        linecache.cache[filename] = (len(cell), None, cell.splitlines(True), filename)
-        exec(compile(cell, filename, "exec"), namespace)
-    recipe = dataclasses.replace(TINY, model=namespace["SimCLR"], step=namespace["simclr_step"])
-    assert recipe.checkpoint_name() == TINY.checkpoint_name() and "code" not in recipe.settings()
-
-
-@pytest.mark.parametrize(
-    "old, new",
-    [
-        ("logits = z @ z.T / temperature", "logits = 2 * z @ z.T / temperature"),  # the exercise's logits
-        ("nt_xent(z1, z2, recipe.temperature)", "nt_xent(z1, z2, 2 * recipe.temperature)"),  # the step
-        ("nn.ReLU(inplace=True), nn.Linear(4 * out_dim", "nn.GELU(), nn.Linear(4 * out_dim"),  # the model
-    ],
-    ids=["exercise", "step", "model"],
-)
-def test_a_changed_line_trains_differently_under_another_checkpoint_name(tmp_path, monkeypatch, old, new):
-    monkeypatch.setenv("COURSE_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
-    assert SOURCE.count(old) == 1
-    changed = load_module(tmp_path / f"simclr_{abs(hash(old))}.py", SOURCE.replace(old, new))
-    edited = dataclasses.replace(TINY, model=changed.SimCLR, step=changed.simclr_step)
-    assert edited.checkpoint_name() != TINY.checkpoint_name()
-    assert edited.settings()["code"] == code_fingerprint(changed.SimCLR, changed.simclr_step)
-    images = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-    weights = []
-    for recipe in (TINY, edited):
-        model, _ = recipe.pretrained(data=images)
-        weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
-    assert not torch.equal(*weights)
-    assert len(list((tmp_path / "checkpoints").rglob("*.pt"))) == 2
-
-
-def test_the_baseline_trains_with_notebook_01s_step():
-    from course_utils.methods.supervised import supervised_step
-    from course_utils.models import Classifier
-
-    assert ScratchRecipe.default_step is supervised_step and ScratchRecipe.default_model is Classifier
+def test_the_recipes_default_to_the_exported_code_and_the_baseline_to_notebook_01s_step():
+    assert FashionSupervised.default_step is supervised.supervised_step
+    assert FashionSupervised.default_model is supervised.fashion_classifier
+    assert ScratchRecipe.default_step is supervised.supervised_step and ScratchRecipe.default_model is Classifier
     assert SimCLRRecipe.default_step is simclr.simclr_step and SimCLRRecipe.default_model is simclr.SimCLR
