@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from course_utils import checks
-from course_utils.losses import at_least_float32, contrastive_pair_loss, nt_xent, triplet_loss
+from course_utils.losses import at_least_float32, contrastive_pair_loss, triplet_loss
+from course_utils.methods.simclr import nt_xent
 
 
 def _check_labels(labels: torch.Tensor, batch: int | None = None) -> None:

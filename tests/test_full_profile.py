@@ -16,7 +16,8 @@ import torch
 
 from course_utils import runtime
 from course_utils.data import ImageDataset
-from course_utils.methods.rows import RowClassifier, supervised_step
+from course_utils.methods.rows import RowClassifier
+from course_utils.methods.supervised import supervised_step
 from course_utils.recipes.fashion import FashionSupervised
 from course_utils.recipes.metric import OBJECTIVES, MetricRecipe, metric_step
 from course_utils.recipes.rows import CNNRecipe, RowData, RowRecipe

@@ -125,7 +125,7 @@ def test_the_collapse_monitor_is_zero_on_collapse_and_about_one_over_sqrt_d_when
 
 
 def test_simsiam_returns_two_predictions_and_two_projections():
-    from course_utils.models import ConvBackbone
+    from course_utils.methods.supervised import ConvBackbone
 
     p1, p2, z1, z2 = simsiam.SimSiam(ConvBackbone(), proj_dim=64, pred_dim=16)(
         torch.rand(4, 1, 28, 28), torch.rand(4, 1, 28, 28)

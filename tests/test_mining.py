@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from course_utils.losses import nt_xent
+from course_utils.methods.simclr import nt_xent
 from course_utils.mining import (
     all_pairs_loss,
     all_triplets_loss,

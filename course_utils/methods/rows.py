@@ -6,8 +6,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_utils import checks
-from course_utils.images import to_float
-from course_utils.runtime import mixed_precision
 
 
 def to_row_sequence(images: torch.Tensor) -> torch.Tensor:
@@ -81,19 +79,6 @@ class RowClassifier(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         checks.image_batch(images, "RowClassifier", channels=self.mean.shape[1])  # floats in [0, 1], not uint8
         return self.forward_rows(self.rows(images))
-
-
-def supervised_step(
-    model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], recipe
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """Cross-entropy of the model's class scores on one batch of (uint8 images, labels), computed
-    in float32, and the batch's accuracy. The recipe has no setting this step needs."""
-    images, targets = batch
-    x = to_float(images)
-    with mixed_precision(images.device):
-        logits = model(x).float()
-    accuracy = (logits.argmax(1) == targets).float().mean().item()
-    return F.cross_entropy(logits, targets), {"train_accuracy": accuracy}
 
 
 def step_gradient_norms(model: RowClassifier, rows: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

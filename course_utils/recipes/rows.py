@@ -17,10 +17,11 @@ from torch import nn
 
 from course_utils.checkpoints import History
 from course_utils.data import hold_out, load_dataset
-from course_utils.methods.rows import CELLS, LAYOUTS, RowClassifier, SmallCNN, supervised_step
+from course_utils.methods.rows import CELLS, LAYOUTS, RowClassifier, SmallCNN
+from course_utils.methods.supervised import supervised_step
 from course_utils.recipes import Recipe
 from course_utils.runtime import pick
-from course_utils.train import fit_classifier, recipe_step
+from course_utils.train import fit_classifier
 
 __all__ = ["CNNRecipe", "RowData", "RowRecipe"]
 
@@ -62,9 +63,9 @@ class _PlateauTraining:
         """The source's training: Adam (weight decay as an L2 penalty), the learning rate
         divided by 10 when the validation loss has not improved for ``patience`` epochs, the
         epoch with the best validation accuracy kept (``on_epoch`` may stop it early)."""
-        step = recipe_step(self.training_step, (data.train_images, data.train_targets), self)
         return fit_classifier(
-            model, data.train_images, data.train_targets, step=step, epochs=self.epochs, batch_size=self.batch_size,
+            model, data.train_images, data.train_targets, recipe=self, step=self.training_step, epochs=self.epochs,
+            batch_size=self.batch_size,
             lr=self.lr, weight_decay=self.weight_decay, optimizer="adam", patience=self.patience,
             validation=(data.val_images, data.val_targets), seed=self.seed, validate=validate, on_epoch=on_epoch,
             desc=self.checkpoint_name(),
