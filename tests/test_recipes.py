@@ -265,6 +265,25 @@ def test_the_laptop_profile_trains_exactly_the_recipes_of_the_cpu_profile():
     ]  # fmt: skip
 
 
+def test_notebook_01_and_03_recipes_keep_their_laptop_checkpoint_names(monkeypatch):
+    # Computed before notebooks 01 and 03 took over their model and step (issue 35): the stored
+    # laptop runs and their cached weights stay valid.
+    monkeypatch.setenv("COURSE_PROFILE", "laptop")
+    assert [r.checkpoint_name() for runs in FashionSupervised.sweep().values() for r in runs] == [
+        "fashion_supervised-c8e49c9f8d4b", "fashion_supervised-624a4cef2b13", "fashion_supervised-2b13f09757de",
+        "fashion_supervised-9cc0f062ee27", "fashion_supervised-6aa913d36f76", "fashion_supervised-7f9281243ef2",
+        "fashion_supervised-57c94da6a6de", "fashion_supervised-99bdba77b09c", "fashion_supervised-a255b75f98f9",
+    ]  # fmt: skip
+    assert [ScratchRecipe.default("cifar10", k).checkpoint_name() for k in (10, 20, 50, 100, 200)] == [
+        "simclr_scratch-f00647027ccc", "simclr_scratch-d4a01b3c82e5", "simclr_scratch-db931b7f885b",
+        "simclr_scratch-2794bb9cfe98", "simclr_scratch-7093c398680c",
+    ]  # fmt: skip
+    assert SimCLRRecipe.default("stl10").checkpoint_name() == "simclr-5d46a88e6d64"
+    short = {name: recipe.checkpoint_name() for name, recipe in SimCLRRecipe.default("cifar10").short_runs().items()}
+    assert short == {"crop only": "simclr-d577a4ceac4b", "colour only": "simclr-97d1f29475f0",
+                     "crop + colour": "simclr-e290e696a646"}  # fmt: skip
+
+
 def test_plan_says_profile_device_precision_what_trains_and_the_measured_time(isolated, capsys):
     ToyRecipe(lr=0.5).pretrained()
     capsys.readouterr()

@@ -3,6 +3,7 @@ trained from scratch on a few labels per class for comparison."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import partial
 
@@ -100,6 +101,16 @@ class SimCLRRecipe(Recipe):
             temperature=pick(smoke=0.2, laptop=0.2, full=0.07), warmup_steps=pick(smoke=2, laptop=50, full=0),
             augment=simclr_views(encoder.image_size, pick(smoke=(0.2, 1.0), laptop=(0.2, 1.0), full=(0.08, 1.0))),
         )  # fmt: skip
+
+    def short_runs(self) -> dict[str, SimCLRRecipe]:
+        """Notebook 03's augmentation ablation (notebook 06 measures it too): short runs (25,600
+        images, 1 epoch in ``laptop``) with crops only, colour only, and this recipe's crops and colour."""
+        short = dataclasses.replace(self, images=pick(smoke=512, laptop=25_600, full=50_000),
+                                    epochs=pick(smoke=1, laptop=1, full=20))  # fmt: skip
+        views = {"crop only": dataclasses.replace(self.augment, jitter_p=0.0, grayscale_p=0.0),
+                 "colour only": dataclasses.replace(self.augment, crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0)),
+                 "crop + colour": self.augment}  # fmt: skip
+        return {name: dataclasses.replace(short, augment=augment) for name, augment in views.items()}
 
     @property
     def split(self) -> str:
