@@ -19,11 +19,11 @@ def label_pair_masks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def triplet_mask(labels: torch.Tensor) -> torch.Tensor:
-    """Boolean (B, B, B) mask, entry (a, p, n) set for every valid triplet: a != p of the same
-    label, n of another label."""
-    same = labels[:, None] == labels[None, :]
-    not_self = ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)
-    return (same & not_self)[:, :, None] & ~same[:, None, :]
+    """Boolean (B, B, B) mask, entry (a, p, n) set for every valid triplet: (a, p) a positive pair and
+    (a, n) a negative pair, each pair (i, j) serving as (anchor i, j) and as (anchor j, i)."""
+    positive, negative = label_pair_masks(labels)
+    positive, negative = positive | positive.T, negative | negative.T
+    return positive[:, :, None] & negative[:, None, :]
 
 
 def pairwise_distances(z: torch.Tensor) -> torch.Tensor:
@@ -72,9 +72,9 @@ def batch_hard_triplet_loss(z: torch.Tensor, labels: torch.Tensor, margin: float
 def supervised_nt_xent(z: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
     """NT-Xent with the labels choosing the positives (Khosla et al. 2020, their L_out): with one
     positive per item, SimCLR's NT-Xent."""
-    same = labels[:, None] == labels[None, :]
+    positive, _ = label_pair_masks(labels)
+    positive = positive | positive.T  # (i, p): p another item of i's class
     not_self = ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)
-    positive = same & not_self
     if not positive.any(1).all():  # an item alone in its class: 0 / 0
         raise ValueError("supervised_nt_xent needs at least 2 images of every class in the batch")
     zn = F.normalize(z, dim=1)
