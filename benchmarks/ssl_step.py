@@ -9,9 +9,10 @@ projection head and NT-Xent loss, AdamW) on the same images and batch size:
 - **source**: what the source tutorials do: per-image PIL transforms (crop-and-resize,
   flip, colour jitter, grayscale; ``ToTensor``, ``Normalize``) in a ``DataLoader`` with 2
   worker processes, float32, the default (NCHW) memory layout;
-- **course**: the course's step (``course_utils.train.two_view_step``): uint8 images in
-  memory, the views made for the whole batch at once (``ViewAugment``), bfloat16 autocast
-  where the hardware computes it natively (``--precision fp32`` turns it off), channels-last.
+- **course**: the course's step (notebook 03's ``simclr_step``, which also computes the
+  positives' ranks it logs): uint8 images in memory, the views made for the whole batch at
+  once (``ViewAugment``), bfloat16 autocast where the hardware computes it natively
+  (``--precision fp32`` turns it off), channels-last.
 
 The rounds alternate (source, course, source, ...) in one process, so a machine that gets
 slower or faster during the run affects both sides alike; each round times ``--steps``
@@ -25,7 +26,7 @@ import os
 import platform
 import statistics
 import time
-from functools import partial
+from types import SimpleNamespace
 
 import torch
 import torchvision
@@ -35,11 +36,10 @@ from torchvision import transforms
 
 from course_utils.data import load_from_disk
 from course_utils.images import resize
-from course_utils.losses import nt_xent
-from course_utils.models import SimCLR
+from course_utils.methods.simclr import SimCLR, nt_xent, simclr_step
 from course_utils.recipes.simclr import simclr_views
 from course_utils.results import describe_hardware, hardware
-from course_utils.train import two_view_step
+from course_utils.train import recipe_step
 
 MODELS = ("imagenet", "cifar")
 TEMPERATURE = 0.5
@@ -135,7 +135,8 @@ class CourseSide:
             self.model.forward = torch.compile(self.model.forward)
         views = simclr_views(size, crop_scale=(0.08, 1.0))
         augment = lambda batch: views(batch).contiguous(memory_format=torch.channels_last)  # noqa: E731
-        self.two_view = two_view_step(images, augment, partial(nt_xent, temperature=TEMPERATURE))
+        settings = SimpleNamespace(augment=augment, temperature=TEMPERATURE)  # what simclr_step reads of a recipe
+        self.two_view = recipe_step(simclr_step, images, settings)
         self.batch, self.count = batch, len(images)
 
     def step(self) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, classification_report, f1_score
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -144,27 +143,3 @@ def knn_accuracy(train_x: ArrayLike, train_y: ArrayLike, test_x: ArrayLike, test
     (:func:`course_utils.representations.knn_predict`)."""
     predicted = knn_predict(train_x, train_y, test_x, k=k)
     return float(accuracy_score(checks.labels(test_y, "test_y", len(predicted)), predicted))
-
-
-@torch.no_grad()
-def positive_ranks(z1: torch.Tensor, z2: torch.Tensor) -> dict[str, float]:
-    """Where each view's positive ranks among its 2N - 1 candidates by cosine similarity.
-
-    ``top1``/``top5``: how often it is first / in the first five; ``mean_position``:
-    its mean rank, 1 being best. These are the SimCLR tutorial's training metrics.
-    """
-    if z1.ndim != 2 or z1.shape != z2.shape or len(z1) < 2:
-        raise ValueError(f"z1 and z2 must be (N, D) views of the same N >= 2 images, got {tuple(z1.shape)} and "
-                         f"{tuple(z2.shape)}")  # fmt: skip
-    n = len(z1)
-    z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
-    sim = z @ z.T
-    sim.fill_diagonal_(float("-inf"))
-    positive = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
-    positive_sim = sim[torch.arange(2 * n), positive]
-    rank = 1 + (sim > positive_sim[:, None]).sum(dim=1).float()
-    return {
-        "top1": (rank == 1).float().mean().item(),
-        "top5": (rank <= 5).float().mean().item(),
-        "mean_position": rank.mean().item(),
-    }

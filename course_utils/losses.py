@@ -26,30 +26,6 @@ def at_least_float32(z: torch.Tensor) -> torch.Tensor:
     return z.to(torch.promote_types(z.dtype, torch.float32))
 
 
-def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
-    r"""SimCLR's NT-Xent (InfoNCE) loss over the 2N views of a batch.
-
-    ``z1[i]`` and ``z2[i]`` are two views of image i. With all 2N views
-    L2-normalised and :math:`s_{ij} = z_i^\top z_j / \tau`, each view i has its
-    other view :math:`p(i)` as the positive and the remaining 2N - 2 views as
-    negatives:
-
-    .. math::
-        \ell_i = -\log \frac{\exp(s_{i\,p(i)})}{\sum_{k \ne i} \exp(s_{ik})},
-        \qquad \mathcal{L} = \frac{1}{2N} \sum_{i=1}^{2N} \ell_i
-    """
-    _check_pair(z1, z2, "z1 and z2")
-    checks.temperature(temperature)
-    n = len(z1)
-    if n < 2:
-        raise ValueError(f"nt_xent needs at least 2 images per batch (the other images are the negatives), got {n}")
-    z = F.normalize(at_least_float32(torch.cat([z1, z2])), dim=1)
-    logits = z @ z.T / temperature
-    logits.fill_diagonal_(float("-inf"))  # a view is not its own candidate
-    positives = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
-    return F.cross_entropy(logits, positives)
-
-
 def contrastive_pair_loss(x1: torch.Tensor, x2: torch.Tensor, same: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
     r"""Margin loss on pairs (Hadsell et al. 2006). With :math:`d_i = \lVert x_{1i} - x_{2i}\rVert_2`
     and :math:`y_i = 1` for a same-class pair, 0 otherwise:

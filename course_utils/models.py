@@ -1,7 +1,9 @@
-"""Backbones, heads and the two self-supervised models of the course.
+"""The plumbing the notebooks' models are built from: backbones and the classifier.
 
-A *backbone* maps images to a flat feature vector and has an ``out_dim``.
-Heads are small MLPs put on top of it; they are thrown away or swapped per task.
+A *backbone* maps images to a flat feature vector and has an ``out_dim``; a
+:class:`Classifier` puts a head on it. Notebook 01 writes its own backbone
+(``course_utils.methods.supervised.ConvBackbone``) and notebook 03 its SimCLR model on
+:class:`ResNet18Backbone`.
 """
 
 from __future__ import annotations
@@ -21,16 +23,11 @@ def _check_positive(**sizes: int) -> None:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
-def _check_images(model: str, x: torch.Tensor, channels: int, size: int | None = None) -> None:
+def check_images(model: str, x: torch.Tensor, channels: int, size: int | None = None) -> None:
     """Float images in [0, 1] (0-255 floats train on nonsense) of the model's shape."""
     if isinstance(x, torch.Tensor) and size is not None and (x.ndim != 4 or x.shape[1:] != (channels, size, size)):
         raise ValueError(f"{model} expects (N, {channels}, {size}, {size}) images, got {tuple(x.shape)}")
     checks.image_batch(x, model, channels)
-
-
-def _check_backbone(backbone: nn.Module) -> None:
-    if not isinstance(getattr(backbone, "out_dim", None), numbers.Integral):
-        raise TypeError(f"backbone must have an out_dim (its feature size); a {type(backbone).__name__} has none")
 
 
 class Backbone(nn.Sequential):
@@ -47,29 +44,6 @@ class Backbone(nn.Sequential):
         if isinstance(index, slice):
             return nn.Sequential(*list(self)[index])
         return super().__getitem__(index)
-
-
-class ConvBackbone(Backbone):
-    """The FashionMNIST source's backbone: three stride-2 3x3 convolutions
-    (32, 64, 128 channels), each followed by ReLU and BatchNorm, flattened.
-    A 28x28 image becomes 128 * 4 * 4 = 2048 features."""
-
-    def __init__(self, in_channels: int = 1, image_size: int = 28):
-        _check_positive(in_channels=in_channels, image_size=image_size)
-        layers: list[nn.Module] = []
-        for c_in, c_out in [(in_channels, 32), (32, 64), (64, 128)]:
-            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.ReLU(), nn.BatchNorm2d(c_out)]
-        super().__init__(*layers, nn.Flatten())
-        side = image_size
-        for _ in range(3):
-            side = (side + 1) // 2
-        self.out_dim = 128 * side * side
-        self.in_channels, self.image_size = in_channels, image_size
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # out_dim was worked out for image_size, so other sizes are refused even where they happen to fit.
-        _check_images("ConvBackbone", x, self.in_channels, self.image_size)
-        return super().forward(x)
 
 
 def _resnet_stage(c_in: int, c_out: int, stride: int) -> nn.Sequential:
@@ -116,20 +90,12 @@ class ResNet18Backbone(Backbone):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_images("ResNet18Backbone", x, self.in_channels)
+        check_images("ResNet18Backbone", x, self.in_channels)
         # Apple's MPS keeps NCHW: its convolution backward was many times slower on
         # channels-last tensors until PyTorch fixed it in 2026 (pytorch/pytorch#193349).
         if x.device.type != "mps":
             x = x.contiguous(memory_format=torch.channels_last)
         return super().forward(x)
-
-
-def mlp_head(in_dim: int, hidden_dim: int, out_dim: int, batch_norm: bool = False) -> nn.Sequential:
-    """Linear -> [BatchNorm] -> ReLU -> Linear. The source's classifier head is
-    ``mlp_head(2048, 32, 10)``; SimCLR's projection head is ``mlp_head(d, 4h, h)``."""
-    _check_positive(in_dim=in_dim, hidden_dim=hidden_dim, out_dim=out_dim)
-    middle = [nn.BatchNorm1d(hidden_dim)] if batch_norm else []
-    return nn.Sequential(nn.Linear(in_dim, hidden_dim), *middle, nn.ReLU(inplace=True), nn.Linear(hidden_dim, out_dim))
 
 
 class Classifier(nn.Module):
@@ -154,22 +120,3 @@ class Classifier(nn.Module):
         if not any(p.requires_grad for p in self.backbone.parameters()):
             self.backbone.eval()  # a frozen backbone keeps its BatchNorm statistics
         return self
-
-
-class SimCLR(nn.Module):
-    """Backbone + projection head g. The loss sees g's output; downstream tasks use
-    the backbone's features, before g. ``forward`` returns ``(z1, z2)``."""
-
-    def __init__(self, backbone: nn.Module, out_dim: int = 128):
-        super().__init__()
-        _check_backbone(backbone)
-        _check_positive(out_dim=out_dim)
-        self.backbone = backbone
-        self.projector = mlp_head(backbone.out_dim, 4 * out_dim, out_dim)
-
-    def forward(self, x1: torch.Tensor, x2: torch.Tensor):
-        if x1.shape != x2.shape:
-            raise ValueError(f"x1 and x2 must have the same shape, got {tuple(x1.shape)} and {tuple(x2.shape)}")
-        # One pass over both views: BatchNorm sees the whole 2N batch.
-        z = self.projector(self.backbone(torch.cat([x1, x2])))
-        return z[: len(x1)], z[len(x1) :]

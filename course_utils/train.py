@@ -4,9 +4,9 @@ The loop knows nothing about the task: a *step* function takes the model and a
 batch of indices into the in-memory dataset and returns the loss (optionally
 with a dict of metrics to log); a *batch order* (any re-iterable of index tensors
 with a length, such as :class:`ShuffledBatches`) says which indices make each batch.
-``supervised_step`` and ``two_view_step`` build the steps the notebooks need;
+:func:`recipe_step` makes such a step from a notebook's ``step(model, batch, recipe)``;
 :func:`fit` adds the optimiser and learning-rate schedule, and :func:`fit_classifier`
-and :func:`fit_two_view` are its two common uses.
+trains with notebook 01's ``supervised_step``.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from tqdm.auto import tqdm
 from course_utils import checks
 from course_utils.checkpoints import History
 from course_utils.images import to_float
+from course_utils.methods.supervised import supervised_step
 from course_utils.runtime import grad_scaler, mixed_precision
 
 StepOutput = torch.Tensor | tuple[torch.Tensor, dict[str, float]]
 Step = Callable[[nn.Module, torch.Tensor], StepOutput]
-Augment = Callable[[torch.Tensor], torch.Tensor]
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
 
@@ -96,28 +96,6 @@ def _device_of(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def supervised_step(
-    images: torch.Tensor, targets: torch.Tensor, augment: Callable[[torch.Tensor], torch.Tensor] | None = None
-) -> Step:
-    """Cross-entropy on a batch of labelled inputs: uint8 images (scaled to [0, 1]
-    or passed through ``augment``) or ready float features."""
-
-    def step(model: nn.Module, index: torch.Tensor) -> StepOutput:
-        device = _device_of(model)
-        batch = images[index].to(device)
-        if augment is not None:
-            x = augment(batch)
-        else:
-            x = to_float(batch) if batch.dtype == torch.uint8 else batch
-        with mixed_precision(device):
-            logits = model(x).float()
-        y = targets[index].to(device)
-        accuracy = (logits.argmax(1) == y).float().mean().item()
-        return F.cross_entropy(logits, y), {"train_accuracy": accuracy}
-
-    return step
-
-
 def recipe_step(step: Callable[..., StepOutput], data: torch.Tensor | tuple[torch.Tensor, ...], recipe: Any) -> Step:
     """The loop's step from a method's ``step(model, batch, recipe)``: ``batch`` is ``data`` (a
     tensor, or a tuple of tensors such as images and targets) at the batch's indices, on the
@@ -130,28 +108,6 @@ def recipe_step(step: Callable[..., StepOutput], data: torch.Tensor | tuple[torc
         return step(model, tuple(part[index].to(device) for part in data), recipe)
 
     return indexed
-
-
-def two_view_step(
-    images: torch.Tensor,
-    augment: Callable[[torch.Tensor], torch.Tensor],
-    loss_fn: Callable[..., torch.Tensor],
-    metrics_fn: Callable[..., dict[str, float]] | None = None,
-) -> Step:
-    """Self-supervised step: two random views of each image go through
-    ``model(x1, x2)``; its outputs go to ``loss_fn`` (and ``metrics_fn``) in float32."""
-
-    def step(model: nn.Module, index: torch.Tensor) -> StepOutput:
-        device = _device_of(model)
-        batch = images[index].to(device)
-        x1, x2 = augment(batch), augment(batch)
-        with mixed_precision(device):
-            outputs = model(x1, x2)
-        outputs = tuple(output.float() for output in outputs)
-        metrics = metrics_fn(*outputs) if metrics_fn else {}
-        return loss_fn(*outputs), metrics
-
-    return step
 
 
 def train(
@@ -280,15 +236,17 @@ def fit_classifier(
     batch_size: int,
     lr: float,
     weight_decay: float = 0.0,
-    augment: Augment | None = None,
+    recipe: Any = None,
+    step: Callable[..., StepOutput] = supervised_step,
     validation: tuple[torch.Tensor, torch.Tensor] | None = None,
     seed: int = 0,
     validate: Callable[[nn.Module], dict[str, float]] | None = None,
     desc: str = "training",
 ) -> History:
-    """Cross-entropy training of every parameter that requires grad: AdamW (plain Adam
-    when ``weight_decay`` is 0), the learning rate decaying along a cosine to 0, shuffled
-    batches (a batch larger than the data shrinks to the data).
+    """Training of every parameter that requires grad with ``step(model, (images, targets),
+    recipe)`` (notebook 01's cross-entropy step; ``recipe.augment``, if any, changes the
+    images): AdamW (plain Adam when ``weight_decay`` is 0), the learning rate decaying along a
+    cosine to 0, shuffled batches (a batch larger than the data shrinks to the data).
 
     With ``validation = (inputs, targets)`` (held out of the training data, never the test
     set) the history gains ``val_accuracy`` per epoch, and the model ends with the weights
@@ -297,7 +255,7 @@ def fit_classifier(
     checks.labels(targets, "targets", len(images))
     if validation is not None:
         checks.labels(validation[1], "validation targets", len(validation[0]))
-    step = supervised_step(images, targets, augment)
+    step = recipe_step(step, (images, targets), recipe)
     batches = ShuffledBatches(len(images), batch_size, seed)
     best = BestEpoch()
 
@@ -311,31 +269,3 @@ def fit_classifier(
     history = fit(model, step, batches, epochs=epochs, lr=lr, weight_decay=weight_decay, validate=after_epoch,
                   desc=desc)  # fmt: skip
     return best.restore(model, history) if validation is not None else history
-
-
-def fit_two_view(
-    model: nn.Module,
-    images: torch.Tensor,
-    augment: Augment,
-    loss_fn: Callable[..., torch.Tensor],
-    *,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    weight_decay: float = 0.0,
-    optimizer: str = "adamw",
-    warmup_steps: int = 0,
-    final_lr_fraction: float = 0.0,
-    metrics_fn: Callable[..., dict[str, float]] | None = None,
-    seed: int = 0,
-    validate: Callable[[nn.Module], dict[str, float]] | None = None,
-    desc: str = "training",
-) -> History:
-    """Self-supervised training on two random views of each image (:func:`two_view_step`)
-    with :func:`fit`'s optimiser and schedule, in shuffled batches."""
-    step = two_view_step(images, augment, loss_fn, metrics_fn)
-    batches = ShuffledBatches(len(images), batch_size, seed)
-    return fit(
-        model, step, batches, epochs=epochs, lr=lr, weight_decay=weight_decay, optimizer=optimizer,
-        warmup_steps=warmup_steps, final_lr_fraction=final_lr_fraction, validate=validate, desc=desc,
-    )  # fmt: skip

@@ -11,7 +11,6 @@ from course_utils.evaluate import (
     knn_accuracy,
     linear_probe,
     per_class_f1,
-    positive_ranks,
     predict,
     report,
     scores,
@@ -29,20 +28,6 @@ def test_scores_hand_worked_case():
     assert result["macro_f1"] == pytest.approx((2 / 3 + 4 / 5) / 2)
     assert per_class_f1(y_true, y_pred, 3) == pytest.approx([2 / 3, 4 / 5, 0.0])
     assert "shirt" in report(y_true, y_pred, ["shirt", "shoe", "bag"])
-
-
-def test_positive_ranks_hand_worked_case():
-    # Image 0's views agree; image 1's second view points at image 0's instead.
-    z1 = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
-    z2 = torch.tensor([[1.0, 0.0], [1.0, 0.1]])
-    # view 0 (1,0): positive view 2 (1,0) ranks 1st.
-    # view 1 (0,1): positive view 3 (1,.1) cos .0995; view 0 and 2 cos 0 -> 1st.
-    # view 2 (1,0): positive view 0 ranks 1st (tie-free: view 3 has cos .995 < 1).
-    # view 3 (1,.1): positive view 1 cos .0995; views 0 and 2 cos .995 -> 3rd.
-    ranks = positive_ranks(z1, z2)
-    assert ranks["top1"] == pytest.approx(3 / 4)
-    assert ranks["top5"] == pytest.approx(1.0)
-    assert ranks["mean_position"] == pytest.approx((1 + 1 + 1 + 3) / 4)
 
 
 def test_knn_and_linear_probe_on_separable_data():

@@ -7,72 +7,12 @@ import math
 import pytest
 import torch
 
-from course_utils.losses import contrastive_pair_loss, nt_xent, triplet_loss
+from course_utils.losses import contrastive_pair_loss, triplet_loss
 from course_utils.methods.simsiam import simsiam_loss
 
 
 def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(a @ b) / math.sqrt(float(a @ a) * float(b @ b))
-
-
-def nt_xent_by_hand(z1: torch.Tensor, z2: torch.Tensor, tau: float) -> float:
-    """The NT-Xent equation, one anchor at a time, in plain Python."""
-    views = list(z1) + list(z2)
-    n = len(z1)
-    total = 0.0
-    for i, anchor in enumerate(views):
-        positive = (i + n) % (2 * n)
-        numerator = math.exp(_cos(anchor, views[positive]) / tau)
-        denominator = sum(math.exp(_cos(anchor, views[k]) / tau) for k in range(2 * n) if k != i)
-        total += -math.log(numerator / denominator)
-    return total / (2 * n)
-
-
-def test_nt_xent_hand_worked_case():
-    # Views (1,0), (0,1), (1,0), (0,1): each anchor sees its positive at cosine 1
-    # and two negatives at cosine 0, so every term is -log(e / (e + 2)).
-    z = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
-    assert nt_xent(z, z.clone(), temperature=1.0).item() == pytest.approx(math.log(1 + 2 / math.e), abs=1e-6)
-
-
-@pytest.mark.parametrize("tau", [0.1, 0.5, 1.0])
-def test_nt_xent_matches_the_equation(tau):
-    g = torch.Generator().manual_seed(0)
-    z1, z2 = torch.randn(6, 5, generator=g), torch.randn(6, 5, generator=g)
-    assert nt_xent(z1, z2, tau).item() == pytest.approx(nt_xent_by_hand(z1, z2, tau), rel=1e-5)
-
-
-def test_nt_xent_ignores_vector_length_and_is_symmetric_in_the_views():
-    g = torch.Generator().manual_seed(1)
-    z1, z2 = torch.randn(8, 4, generator=g), torch.randn(8, 4, generator=g)
-    assert nt_xent(3 * z1, 0.5 * z2).item() == pytest.approx(nt_xent(z1, z2).item(), rel=1e-6)
-    assert nt_xent(z2, z1).item() == pytest.approx(nt_xent(z1, z2).item(), rel=1e-6)
-
-
-@pytest.mark.parametrize("tau", [0.05, 0.01])
-def test_nt_xent_is_finite_at_low_temperature(tau):
-    g = torch.Generator().manual_seed(2)
-    z1 = torch.randn(256, 128, generator=g, requires_grad=True)
-    z2 = (z1.detach() + 1e-3 * torch.randn(256, 128, generator=g)).requires_grad_()
-    loss = nt_xent(z1, z2, tau)
-    loss.backward()
-    assert torch.isfinite(loss) and torch.isfinite(z1.grad).all() and torch.isfinite(z2.grad).all()
-    # Perfectly aligned, mutually orthogonal views: the loss tends to 0 as tau -> 0.
-    eye = torch.eye(16)
-    assert nt_xent(eye, eye.clone(), 0.05).item() == pytest.approx(30 * math.exp(-20), abs=1e-6)
-
-
-@pytest.mark.parametrize("tau", [0.0, -0.5])
-def test_nt_xent_rejects_non_positive_temperature(tau):
-    with pytest.raises(ValueError, match="temperature must be a finite number >= 0.0001"):
-        nt_xent(torch.randn(4, 3), torch.randn(4, 3), tau)
-
-
-def test_nt_xent_rejects_mismatched_shapes():
-    with pytest.raises(ValueError, match="same shape"):
-        nt_xent(torch.randn(4, 3), torch.randn(5, 3))
-    with pytest.raises(ValueError, match=r"\(N, D\)"):
-        nt_xent(torch.randn(4, 3, 2), torch.randn(4, 3, 2))
 
 
 def test_simsiam_loss_is_the_symmetric_mean_and_only_trains_predictions():
@@ -121,22 +61,15 @@ _EMPTY = torch.zeros(0, 4)
 @pytest.mark.parametrize(
     "loss",
     [
-        lambda: nt_xent(_EMPTY, _EMPTY),
         lambda: contrastive_pair_loss(_EMPTY, _EMPTY, torch.zeros(0)),
         lambda: triplet_loss(_EMPTY, _EMPTY, _EMPTY),
     ],
-    ids=["nt_xent", "contrastive_pair_loss", "triplet_loss"],
+    ids=["contrastive_pair_loss", "triplet_loss"],
 )
 def test_losses_reject_an_empty_batch(loss):
     # the mean over no rows is NaN, which would otherwise only surface as a NaN loss
     with pytest.raises(ValueError, match="empty batch"):
         loss()
-
-
-def test_nt_xent_needs_two_images_for_a_negative():
-    # one image has no negatives: the loss is log(1) = 0 whatever the embeddings
-    with pytest.raises(ValueError, match="at least 2 images"):
-        nt_xent(torch.randn(1, 4), torch.randn(1, 4))
 
 
 @pytest.mark.parametrize("same", [[0, 1, 2, 1], [-1, 1, 0, 0], [0.5, 0.5, 1.0, 0.0], [3, 7, 7, 0]])

@@ -44,9 +44,12 @@ def _changed(value):
 def test_every_field_changes_the_checkpoint_name():
     recipe = MetricRecipe.default(objective="triplets", dim=32)
     names = {recipe.checkpoint_name()}
-    settings = [field.name for field in dataclasses.fields(recipe) if field.name not in ("model", "step")]  # code
-    for name in settings:
-        names.add(dataclasses.replace(recipe, **{name: _changed(getattr(recipe, name))}).checkpoint_name())
+    settings = [
+        field for field in dataclasses.fields(recipe) if field.name not in ("model", "step")
+    ]  # code: test_methods
+    for field in settings:
+        other = dataclasses.replace(recipe, **{field.name: _changed(getattr(recipe, field.name))})
+        names.add(other.checkpoint_name())
     assert len(names) == len(settings) + 1
 
 

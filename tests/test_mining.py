@@ -8,7 +8,6 @@ import math
 import pytest
 import torch
 
-from course_utils.losses import nt_xent
 from course_utils.methods.metric import (
     all_pairs_loss,
     all_triplets_loss,
@@ -19,6 +18,7 @@ from course_utils.methods.metric import (
     supervised_nt_xent,
     triplet_mask,
 )
+from course_utils.methods.simclr import nt_xent
 
 # Four points on a line, labels [0, 0, 1, 1]; distances by hand:
 # d01 = 1, d02 = 3, d03 = 7, d12 = 2, d13 = 6, d23 = 4

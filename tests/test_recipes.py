@@ -106,11 +106,6 @@ def test_every_field_changes_the_checkpoint_name(recipe):
     assert dataclasses.replace(recipe).checkpoint_name() == recipe.checkpoint_name(), "equal settings, same key"
 
 
-@pytest.mark.parametrize("recipe", _all_recipes(), ids=lambda r: type(r).__name__)
-def test_settings_round_trip_into_an_equal_recipe(recipe):
-    assert type(recipe).from_settings(recipe.settings()) == recipe
-
-
 def test_pretrained_trains_once_then_loads_and_round_trips_through_the_checkpoint(isolated):
     ToyRecipe.trained = 0
     recipe = ToyRecipe(lr=0.5)
@@ -122,8 +117,7 @@ def test_pretrained_trains_once_then_loads_and_round_trips_through_the_checkpoin
     assert torch.equal(again.weight, model.weight)
     ToyRecipe(lr=0.25).pretrained()
     assert ToyRecipe.trained == 2, "another recipe must miss it"
-    stored = load_checkpoint(recipe.checkpoint_path())["settings"]
-    assert ToyRecipe.from_settings(stored) == recipe
+    assert load_checkpoint(recipe.checkpoint_path())["settings"] == json.loads(json.dumps(recipe.settings()))
     assert recipe.is_cached() and not ToyRecipe(lr=0.75).is_cached()
 
 
@@ -143,11 +137,6 @@ def test_data_given_is_used_instead_of_loading(isolated):
 def test_a_setting_that_cannot_be_stored_fails_when_the_recipe_is_made():
     with pytest.raises(TypeError, match="width"):
         ToyRecipe(width=torch.tensor(3))
-
-
-def test_from_settings_refuses_another_recipe_type():
-    with pytest.raises(ValueError, match="'ToyRecipe' recipe, not a SimSiamRecipe"):
-        SimSiamRecipe.from_settings(ToyRecipe().settings())
 
 
 def test_profiles_pick_the_recipes(monkeypatch):

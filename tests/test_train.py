@@ -9,15 +9,15 @@ import torch
 
 from course_utils import runtime, seed_everything
 from course_utils import train as train_module
-from course_utils.models import Classifier, ConvBackbone, mlp_head
+from course_utils.methods.supervised import ConvBackbone, supervised_step
+from course_utils.models import Classifier
 from course_utils.train import (
     BestEpoch,
     ShuffledBatches,
     evaluate_loss,
     fit,
     fit_classifier,
-    fit_two_view,
-    supervised_step,
+    recipe_step,
     train,
     warmup_cosine,
 )
@@ -32,7 +32,9 @@ def _toy_problem(n: int = 64):
 
 
 def _model() -> Classifier:
-    return Classifier(ConvBackbone(), mlp_head(2048, 16, 2))
+    return Classifier(
+        ConvBackbone(), torch.nn.Sequential(torch.nn.Linear(2048, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+    )
 
 
 def _run(seed: int, epochs: int = 3):
@@ -41,7 +43,7 @@ def _run(seed: int, epochs: int = 3):
     images, targets = _toy_problem()
     history = train(
         model,
-        supervised_step(images, targets),
+        recipe_step(supervised_step, (images, targets), None),
         ShuffledBatches(len(images), 16, seed),
         epochs=epochs,
         optimizer=torch.optim.SGD(model.parameters(), lr=0.05),
@@ -84,7 +86,7 @@ def test_supervised_step_on_float_features_is_the_cross_entropy_written_out():
     with torch.no_grad():
         model.weight.copy_(torch.tensor([[1.0, -1.0], [0.5, 0.5]]))
         model.bias.zero_()
-    loss, metrics = supervised_step(features, targets)(model, torch.arange(4))
+    loss, metrics = supervised_step(model, (features, targets), None)
     # logits per row: [1, .5], [-2, 1], [0, 1], [4, 1]; -log softmax of the target, averaged
     logits = [[1.0, 0.5], [-2.0, 1.0], [0.0, 1.0], [4.0, 1.0]]
     expected = sum(math.log(math.exp(row[0]) + math.exp(row[1])) - row[t] for row, t in zip(logits, [0, 1, 1, 0]))
@@ -132,33 +134,11 @@ def test_fit_classifier_refuses_zero_epochs_before_building_a_schedule(epochs):
 
 def test_fit_checks_its_optimiser_and_learning_rate():
     model = torch.nn.Linear(2, 2)
-    step = supervised_step(torch.randn(8, 2), torch.arange(8) % 2)
+    step = recipe_step(supervised_step, (torch.randn(8, 2), torch.arange(8) % 2), None)
     with pytest.raises(ValueError, match="unknown optimizer 'sgd'"):
         fit(model, step, ShuffledBatches(8, 4), epochs=1, lr=0.1, optimizer="sgd")
     with pytest.raises(ValueError, match="lr must be a finite number > 0"):
         fit(model, step, ShuffledBatches(8, 4), epochs=1, lr=0.0)
-
-
-def test_fit_two_view_feeds_two_different_views_and_lowers_the_loss():
-    seen = []
-
-    class Pair(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.linear = torch.nn.Linear(16, 4)
-
-        def forward(self, x1, x2):
-            seen.append(torch.equal(x1, x2))
-            return self.linear(x1.flatten(1)), self.linear(x2.flatten(1))
-
-    def augment(images):  # a random shift of brightness: two calls give two views
-        return images.float() / 255 + 0.1 * torch.rand(len(images), 1, 1, 1)
-
-    images = torch.randint(0, 255, (32, 1, 4, 4), dtype=torch.uint8)
-    history = fit_two_view(Pair(), images, augment, lambda a, b: (a - b).pow(2).mean(), epochs=5, batch_size=8,
-                           lr=0.05)  # fmt: skip
-    assert not any(seen), "the two views must differ"
-    assert len(history["step_loss"]) == 5 * 4 and history["loss"][-1] < history["loss"][0]
 
 
 def test_warmup_cosine_matches_the_formula():
@@ -202,7 +182,7 @@ def test_steps_run_the_model_in_bfloat16_only_on_native_hardware_and_the_loss_in
             return out
 
     features, targets = torch.randn(8, 4), torch.arange(8) % 2
-    loss, _ = supervised_step(features, targets)(Probe(4, 2), torch.arange(8))
+    loss, _ = supervised_step(Probe(4, 2), (features, targets), None)
     assert seen["dtype"] == expected
     assert loss.dtype == torch.float32
 

@@ -6,7 +6,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_utils.images import to_float
-from course_utils.losses import contrastive_pair_loss, nt_xent, triplet_loss
+from course_utils.losses import contrastive_pair_loss, triplet_loss
+from course_utils.methods.simclr import nt_xent  # notebook 03's
 from course_utils.models import ResNet18Backbone
 from course_utils.runtime import mixed_precision
 

@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Union, get_args, get_origin, get_type_hints
+from typing import Any, ClassVar
 
 from torch import nn
 
@@ -96,15 +96,6 @@ class Recipe:
             return found
         code = code_fingerprint(self.model_class, self.training_step)
         return found if code == code_fingerprint(*package) else {**found, "code": code}
-
-    @classmethod
-    def from_settings(cls, settings: dict[str, Any]) -> Recipe:
-        """The recipe that :meth:`settings` (or a checkpoint's stored settings) describe."""
-        if settings.get("recipe") != cls.__name__:
-            raise ValueError(f"these settings are a {settings.get('recipe')!r} recipe, not a {cls.__name__}")
-        if "code" in settings:
-            raise ValueError("these settings were trained with a notebook's own code; build the recipe there")
-        return _from_plain(cls, {key: value for key, value in settings.items() if key != "recipe"})
 
     def checkpoint_name(self) -> str:
         """``<name>-<12 hex digits of the settings' hash>``: another setting, another file."""
@@ -226,20 +217,6 @@ def _global_names(code: types.CodeType) -> set[str]:
     """The names a function's code (and the functions defined inside it) looks up outside itself."""
     nested = [const for const in code.co_consts if isinstance(const, types.CodeType)]
     return set(code.co_names).union(*(_global_names(inner) for inner in nested))
-
-
-def _from_plain(kind: Any, value: Any) -> Any:
-    """Rebuild a value of type ``kind`` from its JSON form (dicts to dataclasses, lists to tuples)."""
-    if dataclasses.is_dataclass(kind):
-        hints = get_type_hints(kind)
-        return kind(**{key: _from_plain(hints[key], item) for key, item in value.items()})
-    origin = get_origin(kind)
-    if origin is tuple:
-        return tuple(value)
-    if origin in (Union, types.UnionType) and value is not None:
-        arms = [arm for arm in get_args(kind) if arm is not type(None)]
-        return _from_plain(arms[0], value) if len(arms) == 1 else value
-    return value
 
 
 def families() -> dict[str, set[str]]:

@@ -17,7 +17,8 @@ from course_utils import checks
 from course_utils.augment import ViewAugment
 from course_utils.checkpoints import History
 from course_utils.data import ImageDataset, first_k, hold_out, load_dataset, per_class
-from course_utils.models import Classifier, ConvBackbone, mlp_head
+from course_utils.methods.supervised import fashion_classifier, supervised_step
+from course_utils.models import Classifier
 from course_utils.recipes import Recipe
 from course_utils.runtime import pick
 from course_utils.train import fit_classifier
@@ -36,26 +37,18 @@ def fashion_split(train_set: ImageDataset) -> tuple[ImageDataset, ImageDataset]:
     return hold_out(train_set, pick(smoke=20, laptop=500, full=500), seed=0, after=1_000)
 
 
-def fashion_head() -> nn.Sequential:
-    """The source's classifier head: Linear(2048 -> 32) -> ReLU -> Linear(32 -> 10)."""
-    return mlp_head(2048, 32, 10)
-
-
-def fashion_classifier() -> Classifier:
-    """The source's model: :class:`ConvBackbone` (2048 features) and :func:`fashion_head`."""
-    return Classifier(ConvBackbone(), fashion_head())
-
-
 @dataclass(frozen=True, kw_only=True)
 class FashionSupervised(Recipe):
-    """The source's model trained end to end with cross-entropy on ``labels`` images of the
-    training pool: the first ones in file order (as in the source), or, with ``balanced``,
-    ``labels // 10`` of every class drawn with the recipe's seed. Adam with a cosine decay to
-    0, ``augment`` on every batch, and the weights of the epoch with the best validation
-    accuracy kept."""
+    """Notebook 01's ``fashion_classifier`` trained end to end with its ``supervised_step``
+    (cross-entropy, ``augment`` on every batch) on ``labels`` images of the training pool: the
+    first ones in file order (as in the source), or, with ``balanced``, ``labels // 10`` of every
+    class drawn with the recipe's seed. Adam with a cosine decay to 0, and the weights of the
+    epoch with the best validation accuracy kept."""
 
     name = "fashion_supervised"
     notebook = "01_supervised_baseline"
+    default_model = fashion_classifier
+    default_step = supervised_step
     labels: int
     balanced: bool = False
     epochs: int
@@ -99,7 +92,7 @@ class FashionSupervised(Recipe):
         return {k: [cls.per_class(k, seed) for seed in seeds] for k in counts}
 
     def build(self) -> Classifier:
-        return fashion_classifier()
+        return self.model_class()
 
     def labelled(self, pool: ImageDataset) -> ImageDataset:
         """This recipe's labelled images, taken from the training pool of :func:`fashion_split`."""
@@ -115,8 +108,8 @@ class FashionSupervised(Recipe):
         checks.setting_matches("labels", self.labels, labelled)
         return fit_classifier(
             model, labelled.images, labelled.targets, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-            augment=self.augment, validation=(validation.images, validation.targets), seed=self.seed,
-            validate=validate, desc=f"{len(labelled):,} labels",
+            recipe=self, step=self.training_step, validation=(validation.images, validation.targets),
+            seed=self.seed, validate=validate, desc=f"{len(labelled):,} labels",
         )  # fmt: skip
 
     def cost(self) -> str:

@@ -24,9 +24,10 @@ from torch import nn
 from course_utils import checks
 from course_utils.checkpoints import History
 from course_utils.data import load_dataset
+from course_utils.methods.supervised import supervised_step
 from course_utils.recipes import Recipe
 from course_utils.runtime import pick
-from course_utils.train import BestEpoch, ShuffledBatches, evaluate_loss, supervised_step, train
+from course_utils.train import BestEpoch, ShuffledBatches, evaluate_loss, recipe_step, train
 
 __all__ = [
     "CELLS",
@@ -229,7 +230,7 @@ def fit_on_plateau(
         epoch_start = time.perf_counter()
         return metrics
 
-    step = supervised_step(data.train_images, data.train_targets)
+    step = recipe_step(supervised_step, (data.train_images, data.train_targets), None)  # no augmentation
     batches = ShuffledBatches(len(data.train_images), batch_size, seed)
     history = train(model, step, batches, epochs=epochs, optimizer=optimizer, validate=after_epoch, desc=desc)
     return best.restore(model, history)

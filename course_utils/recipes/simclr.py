@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from functools import partial
 
 import torch
 from torch import nn
@@ -14,13 +13,13 @@ from course_utils import checks
 from course_utils.augment import ViewAugment
 from course_utils.checkpoints import History
 from course_utils.data import ImageDataset, hold_out, load_dataset, per_class
-from course_utils.evaluate import positive_ranks
 from course_utils.images import resize
-from course_utils.losses import nt_xent
-from course_utils.models import Classifier, ResNet18Backbone, SimCLR
+from course_utils.methods.simclr import SimCLR, simclr_step
+from course_utils.methods.supervised import supervised_step
+from course_utils.models import Classifier, ResNet18Backbone
 from course_utils.recipes import LIMITS, Recipe
 from course_utils.runtime import pick, profile
-from course_utils.train import fit_classifier, fit_two_view
+from course_utils.train import ShuffledBatches, fit, fit_classifier, recipe_step
 
 SIMCLR_DATASETS = ("cifar10", "stl10")
 
@@ -72,12 +71,15 @@ def simclr_views(image_size: int, crop_scale: tuple[float, float]) -> ViewAugmen
 
 @dataclass(frozen=True, kw_only=True)
 class SimCLRRecipe(Recipe):
-    """SimCLR (Chen et al., 2020): NT-Xent on two views of ``images`` pretraining images
-    (STL10's unlabelled split, or CIFAR-10's training split with its labels unused),
-    AdamW with a linear warm-up and a cosine decay to ``final_lr_fraction`` of ``lr``."""
+    """SimCLR (Chen et al., 2020): notebook 03's ``SimCLR`` model and ``simclr_step`` (NT-Xent on
+    two views) on ``images`` pretraining images (STL10's unlabelled split, or CIFAR-10's training
+    split with its labels unused), AdamW with a linear warm-up and a cosine decay to
+    ``final_lr_fraction`` of ``lr``."""
 
     name = "simclr"
     notebook = "03_simclr"
+    default_model = SimCLR
+    default_step = simclr_step
     encoder: Encoder
     images: int | None  # None: the whole split
     epochs: int
@@ -117,7 +119,7 @@ class SimCLRRecipe(Recipe):
         return "unlabeled" if self.encoder.dataset == "stl10" else "train"
 
     def build(self) -> SimCLR:
-        return SimCLR(self.encoder.build(), out_dim=self.proj_dim)
+        return self.model_class(self.encoder.build(), out_dim=self.proj_dim)
 
     def load_data(self) -> torch.Tensor:
         return self.pretraining_images(load_dataset(self.encoder.dataset, self.split))
@@ -132,12 +134,11 @@ class SimCLRRecipe(Recipe):
 
     def fit(self, model: nn.Module, data: torch.Tensor, validate=None) -> History:
         checks.setting_matches("images", self.images, data)
-        return fit_two_view(
-            model, data, self.augment, partial(nt_xent, temperature=self.temperature), metrics_fn=positive_ranks,
-            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
-            warmup_steps=self.warmup_steps, final_lr_fraction=self.final_lr_fraction, seed=self.seed,
-            validate=validate, desc="SimCLR",
-        )  # fmt: skip
+        step = recipe_step(self.training_step, data, self)
+        batches = ShuffledBatches(len(data), self.batch_size, self.seed)
+        return fit(model, step, batches, epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay,
+                   warmup_steps=self.warmup_steps, final_lr_fraction=self.final_lr_fraction, validate=validate,
+                   desc="SimCLR")  # fmt: skip
 
     def cost(self) -> str:
         images = "the whole split" if self.images is None else f"{self.images:,} images"
@@ -154,13 +155,15 @@ def scratch_views(image_size: int) -> ViewAugment:
 
 @dataclass(frozen=True, kw_only=True)
 class ScratchRecipe(Recipe):
-    """The same ResNet-18 plus a linear layer trained end to end, from random weights, on
-    ``labels_per_class`` labelled training images per class (a seeded draw from the pool of
-    :func:`labelled_split`): AdamW with a cosine decay to 0, and the weights of the epoch
-    with the best validation accuracy kept."""
+    """The same ResNet-18 plus a linear layer trained end to end, from random weights, with
+    notebook 01's ``supervised_step`` on ``labels_per_class`` labelled training images per class
+    (a seeded draw from the pool of :func:`labelled_split`): AdamW with a cosine decay to 0, and
+    the weights of the epoch with the best validation accuracy kept."""
 
     name = "simclr_scratch"
     notebook = "03_simclr"
+    default_model = Classifier
+    default_step = supervised_step
     encoder: Encoder
     labels_per_class: int
     epochs: int
@@ -189,7 +192,7 @@ class ScratchRecipe(Recipe):
         )  # fmt: skip
 
     def build(self) -> Classifier:
-        return Classifier(self.encoder.build(), nn.Linear(8 * self.encoder.width, 10))
+        return self.model_class(self.encoder.build(), nn.Linear(8 * self.encoder.width, 10))
 
     def labelled(self, pool: ImageDataset) -> ImageDataset:
         """This recipe's labelled images, drawn from the pool of :func:`labelled_split`."""
@@ -206,9 +209,9 @@ class ScratchRecipe(Recipe):
         size = self.encoder.image_size
         return fit_classifier(
             model, resize(labelled.images, size), labelled.targets, epochs=self.epochs,
-            batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay, augment=self.augment,
-            validation=(resize(validation.images, size), validation.targets), seed=self.seed, validate=validate,
-            desc=f"from scratch, {self.labels_per_class}/class",
+            batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay, recipe=self,
+            step=self.training_step, validation=(resize(validation.images, size), validation.targets),
+            seed=self.seed, validate=validate, desc=f"from scratch, {self.labels_per_class}/class",
         )  # fmt: skip
 
     def cost(self) -> str:

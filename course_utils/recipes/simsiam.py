@@ -12,7 +12,7 @@ from course_utils.augment import ViewAugment
 from course_utils.checkpoints import History
 from course_utils.data import first_k, load_dataset
 from course_utils.methods.simsiam import SimSiam, simsiam_monitor, simsiam_step
-from course_utils.models import ConvBackbone
+from course_utils.methods.supervised import ConvBackbone
 from course_utils.recipes import Recipe
 from course_utils.recipes.fashion import fashion_split
 from course_utils.runtime import pick
@@ -27,7 +27,7 @@ FASHION_VIEWS = ViewAugment(size=28, crop_scale=(0.08, 1.0), jitter=(0.6, 0.6, 0
 class SimSiamRecipe(Recipe):
     """SimSiam (Chen and He, 2021) on the first ``images`` of the FashionMNIST training pool
     (:func:`~course_utils.recipes.fashion.fashion_split`), labels unused: notebook 02's
-    ``SimSiam`` on :class:`~course_utils.models.ConvBackbone`, its ``simsiam_step``, Adam
+    ``SimSiam`` on notebook 01's ``ConvBackbone``, its ``simsiam_step``, Adam
     (weight decay as an L2 penalty) with a cosine decay to 0. ``stop_gradient=False`` is the
     paper's ablation, which collapses. Every run logs notebook 02's ``simsiam_monitor``."""
 
