@@ -4,8 +4,8 @@ Modules: ``runtime`` (profiles, devices, precision, seeds, folders), ``data`` (d
 memory), ``images`` (uint8 batches to float, resizing), ``augment`` (batched random views),
 ``models``, ``losses``, ``train`` (the loop, batch orders, optimiser and schedule),
 ``checkpoints`` (verified, cached weights), ``recipes`` (one frozen object per experiment
-that trains, caches and reloads it), ``samplers`` and ``mining`` (notebook 04's batches and
-losses), ``evaluate`` (probes, kNN, scores), ``representations`` (scores with and without
+that trains, caches and reloads it), ``samplers`` (notebook 04's class-balanced
+batches), ``evaluate`` (probes, kNN, scores), ``representations`` (scores with and without
 labels), ``embed``, ``plots``, ``results``, ``course`` (the headless runner).
 """
 

@@ -2,10 +2,10 @@
 
 With labels: :func:`knn_predict` (cosine kNN, plain or temperature-weighted vote),
 :func:`kmeans_scores` (k-means clusters against the classes) and :func:`silhouette`.
-Without labels: :func:`alignment` and :func:`uniformity` (Wang and Isola, 2020),
-:func:`effective_rank` (RankMe), :func:`variance_spectrum` and :func:`components_for_variance` (PCA) and
+Without labels: :func:`variance_spectrum` and :func:`components_for_variance` (PCA) and
 :func:`map_trustworthiness` (how faithful a 2-D map is). :func:`positive_pair_features`
-computes the features of two augmented views of each image, which alignment needs.
+computes the features of two augmented views of each image, which alignment needs (alignment,
+uniformity and the effective rank are notebook 06's exercises, ``course_utils.methods.evaluation``).
 
 Every function takes NumPy arrays or torch tensors and returns plain Python numbers.
 """
@@ -16,7 +16,6 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.manifold import trustworthiness
@@ -30,21 +29,14 @@ from course_utils import checks
 ArrayLike = np.ndarray | torch.Tensor
 
 __all__ = [
-    "alignment",
     "components_for_variance",
-    "effective_rank",
     "kmeans_scores",
     "knn_predict",
     "map_trustworthiness",
     "positive_pair_features",
     "silhouette",
-    "uniformity",
     "variance_spectrum",
 ]
-
-
-def _torch(x: ArrayLike, name: str) -> torch.Tensor:
-    return torch.from_numpy(checks.features(x, name))
 
 
 def knn_predict(
@@ -116,44 +108,6 @@ def silhouette(x: ArrayLike, groups: ArrayLike, sample_size: int | None = 5_000,
     return float(silhouette_score(x, groups, metric="cosine", sample_size=size, random_state=seed))
 
 
-def alignment(z1: ArrayLike, z2: ArrayLike, alpha: float = 2.0) -> float:
-    """Alignment of positive pairs (Wang and Isola, 2020): the mean of
-    ``||f(x) - f(y)||^alpha`` over the pairs (row i of ``z1`` with row i of ``z2``) of
-    L2-normalised features. 0 when the two views of every image map to the same point;
-    4 (for alpha = 2) when they are opposite. Lower is better."""
-    alpha = checks.number("alpha", alpha, 0, above=True)
-    z1, z2 = _torch(z1, "z1"), _torch(z2, "z2")
-    if z1.shape != z2.shape:
-        raise ValueError(f"z1 and z2 must have the same shape (one row per pair), got {z1.shape} and {z2.shape}")
-    return (F.normalize(z1, dim=1) - F.normalize(z2, dim=1)).norm(dim=1).pow(alpha).mean().item()
-
-
-def uniformity(z: ArrayLike, t: float = 2.0) -> float:
-    """Uniformity (Wang and Isola, 2020): ``log E exp(-t ||f(x) - f(y)||^2)`` over all
-    pairs of distinct rows of L2-normalised features. 0 when every row is the same point
-    (collapse); more negative the more evenly the rows spread over the sphere. Lower is better."""
-    t = checks.number("t", t, 0, above=True)
-    z = F.normalize(_torch(z, "z"), dim=1)
-    if len(z) < 2:
-        raise ValueError(f"z needs at least 2 rows to form a pair, got {len(z)}")
-    exponents = -t * torch.pdist(z).pow(2)  # the N(N-1)/2 pairs i < j
-    return (torch.logsumexp(exponents, dim=0) - np.log(len(exponents))).item()
-
-
-def effective_rank(z: ArrayLike, eps: float = 1e-7) -> float:
-    """RankMe (Garrido et al., 2023): ``exp(-sum_k p_k log p_k)`` with
-    ``p_k = sigma_k / ||sigma||_1 + eps`` over the singular values ``sigma`` of the
-    (N, D) feature matrix, uncentred as in the paper, ``eps = 1e-7`` as there.
-    Between 1 (everything along one direction) and min(N, D) (all directions equally used).
-    """
-    checks.number("eps", eps, 0)
-    sigma = torch.linalg.svdvals(_torch(z, "z"))
-    if sigma.sum() == 0:
-        raise ValueError("z is all zeros: its singular values have no distribution")
-    p = sigma / sigma.sum() + eps
-    return torch.exp(-(p * p.log()).sum()).item()
-
-
 def variance_spectrum(z: ArrayLike) -> np.ndarray:
     """The share of the variance along each principal component of the rows, largest first
     (scikit-learn's PCA); its running sum says how many directions the features use."""
@@ -195,7 +149,7 @@ def positive_pair_features(
     batch_size: int = 512,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Features (on the CPU) of two random views of each uint8 image, the positive pairs
-    of :func:`alignment`; ``encoder`` runs in eval mode, without gradients."""
+    of alignment; ``encoder`` runs in eval mode, without gradients."""
     if images.dtype != torch.uint8 or images.ndim != 4:
         raise ValueError(f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
     generator = torch.Generator().manual_seed(seed)

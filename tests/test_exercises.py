@@ -56,10 +56,15 @@ def run_exercise(exercise: Exercise, solution: str) -> None:
         exec(compile(source, f"<{exercise.notebook.stem} {name}>", "exec"), namespace)
 
 
-def replace_body(solution: str, body: str) -> str:
-    """The solution cell with the code between its markers replaced by ``body`` (indented to match)."""
-    indent = SOLUTION.search(solution).group(1)
-    return SOLUTION.sub(lambda _: "\n".join(indent + line if line else line for line in body.splitlines()), solution)
+def replace_body(solution: str, body: str | tuple[str, ...]) -> str:
+    """The solution cell with the code between its markers replaced by ``body`` (indented to match);
+    a cell with several solution regions (one per function) takes a tuple of bodies, one per region."""
+    bodies = iter([body] if isinstance(body, str) else body)
+
+    def replaced(region: re.Match) -> str:
+        return "\n".join(region.group(1) + line if line else line for line in next(bodies).splitlines())
+
+    return SOLUTION.sub(replaced, solution)
 
 
 def test_every_notebook_has_two_graded_exercises_after_a_task():
@@ -243,17 +248,14 @@ PLANTED = [
      "s = torch.linalg.svdvals(z.double() - z.double().mean(0))\np = s / s.sum() + eps\n"
      "return torch.exp(-(p * p.log()).sum()).item()"),
     ("06-alignment-uniformity", "features not normalised",
-     "a = (z1 - z2).pow(2).sum(1).mean()\ne = -t * torch.pdist(z1).pow(2)\n"
-     "return a.item(), (torch.logsumexp(e, 0) - torch.log(torch.tensor(float(len(e))))).item()"),
+     ("return (z1 - z2).norm(dim=1).pow(2).mean().item()",
+      "e = -t * torch.pdist(z).pow(2)\nreturn (torch.logsumexp(e, 0) - math.log(len(e))).item()")),
     ("06-alignment-uniformity", "uniformity with the diagonal (i = j) included",
-     "f1, f2 = torch.nn.functional.normalize(z1, dim=1), torch.nn.functional.normalize(z2, dim=1)\n"
-     "d2 = torch.cdist(f1, f1).pow(2)\n"
-     "return (f1 - f2).pow(2).sum(1).mean().item(), torch.exp(-t * d2).mean().log().item()"),
+     ("return (F.normalize(z1, dim=1) - F.normalize(z2, dim=1)).norm(dim=1).pow(2).mean().item()",
+      "f = F.normalize(z, dim=1)\nreturn torch.exp(-t * torch.cdist(f, f).pow(2)).mean().log().item()")),
     ("06-alignment-uniformity", "alignment with the distance not squared",
-     "f1, f2 = torch.nn.functional.normalize(z1, dim=1), torch.nn.functional.normalize(z2, dim=1)\n"
-     "e = -t * torch.pdist(f1).pow(2)\n"
-     "uniform = torch.logsumexp(e, 0) - torch.log(torch.tensor(float(len(e))))\n"
-     "return (f1 - f2).norm(dim=1).mean().item(), uniform.item()"),
+     ("return (F.normalize(z1, dim=1) - F.normalize(z2, dim=1)).norm(dim=1).mean().item()",
+      "e = -t * torch.pdist(F.normalize(z, dim=1)).pow(2)\nreturn (torch.logsumexp(e, 0) - math.log(len(e))).item()")),
 ]  # fmt: skip
 
 

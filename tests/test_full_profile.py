@@ -16,10 +16,11 @@ import torch
 
 from course_utils import runtime
 from course_utils.data import ImageDataset
+from course_utils.methods.metric import metric_step
 from course_utils.methods.rows import RowClassifier
 from course_utils.methods.supervised import supervised_step
 from course_utils.recipes.fashion import FashionSupervised
-from course_utils.recipes.metric import OBJECTIVES, MetricRecipe, metric_step
+from course_utils.recipes.metric import OBJECTIVES, MetricRecipe
 from course_utils.recipes.rows import CNNRecipe, RowData, RowRecipe
 from course_utils.recipes.simclr import Encoder, ScratchRecipe, SimCLRRecipe
 from course_utils.recipes.simsiam import SimSiamRecipe
@@ -91,8 +92,7 @@ def test_each_kind_of_metric_step_at_full_width(full):
     for objective, dim in (("self_supervised", 32), ("cross_entropy", 32), ("triplets_hard", 2)):
         assert objective in OBJECTIVES
         recipe = MetricRecipe.default(objective=objective, dim=dim)
-        step = metric_step(images, targets, objective, recipe.augment, recipe.margin, recipe.temperature)
-        loss = step(recipe.build(), torch.arange(20))
+        loss = metric_step(recipe.build(), (images, targets), recipe)
         loss.backward()
         assert loss.dtype == torch.float32 and torch.isfinite(loss)
 

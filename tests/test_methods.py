@@ -15,8 +15,9 @@ import pytest
 import torch
 
 from course_tools import export
-from course_utils.methods import simsiam
+from course_utils.methods import metric, simsiam
 from course_utils.recipes import code_fingerprint
+from course_utils.recipes.metric import MetricData, MetricRecipe
 from course_utils.recipes.simsiam import SimSiamRecipe
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -150,3 +151,64 @@ def test_a_changed_constant_that_the_step_reads_gets_another_checkpoint_name(tmp
         module = load_module(tmp_path / f"copy_constant_{abs(hash(constant))}_{i}.py", SOURCE + f"\n{line}\n" + step)
         names.append(SimSiamRecipe(images=64, epochs=1, step=module.simsiam_step).checkpoint_name())
     assert names[0] != names[1] and names[0] == names[2]
+
+
+# Notebook 04: the masks, losses, model and step the metric recipes train with.
+METRIC_SOURCE = Path(metric.__file__).read_text()
+
+
+def _tiny_metric(objective: str = "triplets_hard", **changes) -> MetricRecipe:
+    return MetricRecipe(objective=objective, dim=4, epochs=1, width=2, stem_stride=2, classes_per_batch=3,
+                        per_class=2, **changes)  # fmt: skip
+
+
+def _tiny_metric_data() -> MetricData:
+    targets = torch.arange(3).repeat_interleave(4)
+    images = torch.randint(0, 256, (12, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    return MetricData(images, targets, images[:6], targets[:6], ["a", "b", "c"], "random pixels")
+
+
+def test_the_notebook_04_cells_run_as_cells_have_the_package_fingerprint():
+    namespace = {"__name__": "__main__", "labels": 3, "z": 0.5, "recipe": "x", "margin": 2.0}
+    for i, cell in enumerate(export.exported_cells(ROOT / "notebooks" / "04_metric_learning_mnist.ipynb")["metric"]):
+        filename = f"<cell-04-{i}>"
+        linecache.cache[filename] = (len(cell), None, cell.splitlines(True), filename)
+        exec(compile(cell, filename, "exec"), namespace)
+    for objective in ("pairs", "triplets_hard", "self_supervised"):
+        recipe = MetricRecipe.default(objective=objective, model=namespace["MetricNet"], step=namespace["metric_step"])
+        assert recipe.checkpoint_name() == MetricRecipe.default(objective=objective).checkpoint_name()
+
+
+@pytest.mark.parametrize(
+    "old, new, objective",
+    [
+        ("return same & upper, ~same & upper", "return same & upper, ~same", "pairs"),  # an exercise the loss calls
+        ("hardest_positive, hardest_negative\n", "hardest_positive, 0.5 * hardest_negative\n", "triplets_hard"),
+        ("(zn @ zn.T / temperature)", "(zn @ zn.T * temperature)", "nt_xent"),
+        ("nn.Linear(self.backbone.out_dim, dim)", "nn.Linear(self.backbone.out_dim, dim, bias=False)", "pairs"),
+        ("return nt_xent(*z.chunk(2), recipe.temperature)", "return nt_xent(*z.chunk(2), 2 * recipe.temperature)",
+         "self_supervised"),
+    ],
+    ids=["exercise-masks", "exercise-mining", "loss", "model", "step"],
+)  # fmt: skip
+def test_a_changed_metric_cell_trains_under_another_name_and_trains_otherwise(tmp_path, monkeypatch, old, new,
+                                                                             objective):  # fmt: skip
+    assert old in METRIC_SOURCE
+    monkeypatch.setenv("COURSE_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
+    changed = load_module(tmp_path / f"metric_copy_{abs(hash(old))}.py", METRIC_SOURCE.replace(old, new))
+    base = _tiny_metric(objective)
+    recipe = dataclasses.replace(base, model=changed.MetricNet, step=changed.metric_step)
+    assert recipe.checkpoint_name() != base.checkpoint_name()
+    assert recipe.settings()["code"] == code_fingerprint(changed.MetricNet, changed.metric_step)
+    weights = {}
+    for name, trained in [("package", base), ("changed", recipe)]:
+        model, _ = trained.pretrained(_tiny_metric_data())
+        weights[name] = torch.cat([p.detach().flatten() for p in model.parameters()])
+    assert not torch.equal(weights["package"], weights["changed"])
+    assert len(list((tmp_path / "checkpoints").rglob("*.pt"))) == 2
+
+
+def test_metric_data_refuses_labels_that_do_not_pair_up_with_the_images():
+    data = _tiny_metric_data()
+    with pytest.raises(ValueError, match="train_targets must be 12 integer labels"):
+        MetricData(data.train_images, data.train_targets[:11], data.val_images, data.val_targets, [], "")

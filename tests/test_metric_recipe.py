@@ -10,7 +10,8 @@ from conftest import write_mnist_layout
 
 from course_utils.augment import ViewAugment
 from course_utils.evaluate import extract_features
-from course_utils.recipes.metric import OBJECTIVES, MetricData, MetricRecipe, metric_step, mnist_subset
+from course_utils.methods.metric import metric_step
+from course_utils.recipes.metric import OBJECTIVES, MetricData, MetricRecipe, mnist_subset
 from course_utils.runtime import device
 
 
@@ -76,11 +77,11 @@ def test_subset_is_balanced_disjoint_and_repeatable(isolated):
 
 @pytest.mark.parametrize("objective", list(OBJECTIVES))
 def test_every_objective_gives_a_finite_loss_and_gradient(objective):
-    recipe = _tiny(objective)
+    recipe = _tiny(objective, augment=ViewAugment(size=28))
     data = _tiny_data()
     model = recipe.build()
-    step = metric_step(data.train_images, data.train_targets, objective, ViewAugment(size=28), 0.5, 0.1)
-    loss = step(model, next(iter(recipe.batches(data))))
+    index = next(iter(recipe.batches(data)))
+    loss = metric_step(model, (data.train_images[index], data.train_targets[index]), recipe)
     loss.backward()
     assert torch.isfinite(loss)
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)

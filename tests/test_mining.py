@@ -1,5 +1,5 @@
-"""Pairs, triplets and batch-hard mining against hand-worked cases, and the batch losses
-against the formulas written out here."""
+"""Notebook 04's pairs, triplets and batch-hard mining against hand-worked cases, and its batch
+losses against the formulas written out here."""
 
 from __future__ import annotations
 
@@ -8,18 +8,17 @@ import math
 import pytest
 import torch
 
-from course_utils.methods.simclr import nt_xent
-from course_utils.mining import (
+from course_utils.methods.metric import (
     all_pairs_loss,
     all_triplets_loss,
-    batch_hard,
     batch_hard_triplet_loss,
-    pair_masks,
+    hardest_distances,
+    label_pair_masks,
     pairwise_distances,
     supervised_nt_xent,
     triplet_mask,
-    two_view_nt_xent,
 )
+from course_utils.methods.simclr import nt_xent
 
 # Four points on a line, labels [0, 0, 1, 1]; distances by hand:
 # d01 = 1, d02 = 3, d03 = 7, d12 = 2, d13 = 6, d23 = 4
@@ -32,7 +31,7 @@ def _set(mask: torch.Tensor) -> set[tuple[int, ...]]:
 
 
 def test_pairs_of_two_classes_of_two():
-    positive, negative = pair_masks(LINE_LABELS)
+    positive, negative = label_pair_masks(LINE_LABELS)
     assert _set(positive) == {(0, 1), (2, 3)}
     assert _set(negative) == {(0, 2), (0, 3), (1, 2), (1, 3)}
 
@@ -44,7 +43,7 @@ def test_triplets_of_two_classes_of_two():
 
 def test_a_lone_item_is_a_negative_but_never_an_anchor():
     # labels [0, 0, 0, 1]: 3 positive pairs, 3 negative; anchors 0-2 have 2 positives x 1 negative
-    positive, negative = pair_masks(torch.tensor([0, 0, 0, 1]))
+    positive, negative = label_pair_masks(torch.tensor([0, 0, 0, 1]))
     assert (positive.sum().item(), negative.sum().item()) == (3, 3)
     triplets = _set(triplet_mask(torch.tensor([0, 0, 0, 1])))
     assert len(triplets) == 6 and all(a != 3 and n == 3 for a, _, n in triplets)
@@ -53,7 +52,7 @@ def test_a_lone_item_is_a_negative_but_never_an_anchor():
 @pytest.mark.parametrize(("p", "k"), [(10, 2), (4, 3), (3, 5)])
 def test_counts_for_p_classes_of_k(p, k):
     labels = torch.arange(p).repeat_interleave(k)[torch.randperm(p * k)]
-    positive, negative = pair_masks(labels)
+    positive, negative = label_pair_masks(labels)
     b = p * k
     assert positive.sum().item() == p * math.comb(k, 2)
     assert negative.sum().item() == math.comb(b, 2) - p * math.comb(k, 2)
@@ -80,7 +79,7 @@ def test_batch_hard_on_a_hand_made_distance_matrix():
             [9.0, 0.5, 6.0, 7.0, 0.0],
         ]
     )
-    hardest_positive, hardest_negative = batch_hard(d, labels)
+    hardest_positive, hardest_negative = hardest_distances(d, labels)
     # anchor 0: positives 1, 2 -> max(2, 5) = 5; negatives 3, 4 -> min(4, 9) = 4
     # anchor 1: max(2, 1) = 2; min(3, 0.5) = 0.5.  anchor 2: max(5, 1) = 5; min(8, 6) = 6
     # anchor 3: positive 4 -> 7; negatives 0, 1, 2 -> min(4, 3, 8) = 3.  anchor 4: 7; min(9, 0.5, 6) = 0.5
@@ -111,7 +110,6 @@ def test_supervised_nt_xent_with_one_positive_is_simclr_nt_xent():
     labels = torch.arange(5).repeat(2)  # row i and row i + 5 share a class
     z = torch.cat([z1, z2])
     torch.testing.assert_close(supervised_nt_xent(z, labels, 0.3), nt_xent(z1, z2, 0.3))
-    torch.testing.assert_close(two_view_nt_xent(z, 0.3), nt_xent(z1, z2, 0.3))
 
 
 def test_supervised_nt_xent_with_several_positives_matches_the_formula():
@@ -130,16 +128,12 @@ def test_supervised_nt_xent_with_several_positives_matches_the_formula():
     assert supervised_nt_xent(z, labels, tau).item() == pytest.approx(total / 6, rel=1e-5)
 
 
-def test_bad_inputs_are_named():
-    with pytest.raises(ValueError, match="one entry per embedding"):
-        all_pairs_loss(LINE, torch.tensor([0, 0, 1]))
-    with pytest.raises(TypeError, match="1-D integer tensor"):
-        triplet_mask(torch.tensor([0.0, 1.0]))
-    with pytest.raises(ValueError, match="float \\(B, D\\)"):
-        all_triplets_loss(torch.zeros(4), LINE_LABELS)
+def test_batches_too_small_for_a_loss_are_named():
     with pytest.raises(ValueError, match="positive and a negative for every anchor"):
-        batch_hard(pairwise_distances(LINE), torch.tensor([0, 0, 1, 2]))
+        batch_hard_triplet_loss(LINE, torch.tensor([0, 0, 1, 2]), margin=0.5)  # anchors 2 and 3 have no positive
+    with pytest.raises(ValueError, match="positive and a negative for every anchor"):
+        batch_hard_triplet_loss(LINE, torch.tensor([0, 0, 0, 0]), margin=0.5)  # and here no negative
     with pytest.raises(ValueError, match="at least 2 images of every class"):
-        supervised_nt_xent(LINE, torch.tensor([0, 0, 1, 2]))
-    with pytest.raises(ValueError, match="two views"):
-        two_view_nt_xent(torch.zeros(3, 2))
+        supervised_nt_xent(LINE, torch.tensor([0, 0, 1, 2]), 0.5)
+    with pytest.raises(ValueError, match="found no triplet"):
+        all_triplets_loss(LINE, torch.tensor([0, 1, 2, 3]), margin=0.5)

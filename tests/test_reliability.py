@@ -25,15 +25,16 @@ from course_utils.embed import embed_2d
 from course_utils.evaluate import knn_accuracy, linear_probe, scores, seed_spread, tuned_probe
 from course_utils.explore import draw_temperature, scaled_views, softmax_over_candidates, temperature_explorer
 from course_utils.losses import contrastive_pair_loss, triplet_loss
+from course_utils.methods.metric import all_triplets_loss, supervised_nt_xent
 from course_utils.methods.rows import RowClassifier, SmallCNN, image_to_rows
 from course_utils.methods.simclr import nt_xent
-from course_utils.mining import all_triplets_loss, batch_hard_triplet_loss, supervised_nt_xent
 from course_utils.recipes import Recipe
 from course_utils.recipes.fashion import FashionSupervised
+from course_utils.recipes.metric import MetricRecipe
 from course_utils.recipes.rows import CNNRecipe, RowRecipe
 from course_utils.recipes.simclr import Encoder, SimCLRRecipe
 from course_utils.recipes.simsiam import SimSiamRecipe
-from course_utils.representations import alignment, knn_predict, uniformity, variance_spectrum
+from course_utils.representations import knn_predict, variance_spectrum
 from course_utils.runtime import REPO_ROOT
 from course_utils.train import evaluate_loss
 
@@ -237,7 +238,7 @@ def test_temperatures_that_would_give_nan_or_inf_are_refused(tau):
     z, labels = torch.randn(4, 3), torch.tensor([0, 0, 1, 1])
     for call in (
         lambda: dataclasses.replace(SimCLRRecipe.default("cifar10"), temperature=tau),  # nt_xent's, at the boundary
-        lambda: supervised_nt_xent(z, labels, tau),
+        lambda: MetricRecipe.default(objective="nt_xent", temperature=tau),  # supervised_nt_xent's temperature
         lambda: knn_predict(z, labels, z, k=2, temperature=tau),
         lambda: softmax_over_candidates(torch.tensor([0.9, 0.1]), tau),
     ):
@@ -245,19 +246,15 @@ def test_temperatures_that_would_give_nan_or_inf_are_refused(tau):
             call()
 
 
-def test_margins_alphas_and_t_must_be_finite_and_positive():
-    z, labels = torch.randn(4, 3), torch.tensor([0, 0, 1, 1])
+def test_margins_must_be_finite_and_positive():
+    z = torch.randn(4, 3)
     for call in (
         lambda: contrastive_pair_loss(z, z, torch.ones(4), margin=math.inf),
         lambda: triplet_loss(z, z, z, margin=math.inf),
-        lambda: batch_hard_triplet_loss(z, labels, margin=math.inf),
+        lambda: MetricRecipe.default(objective="triplets_hard", margin=math.inf),  # the recipe hands it on
     ):
         with pytest.raises(ValueError, match="margin must be a finite number > 0, got inf"):
             call()
-    with pytest.raises(ValueError, match="alpha must be a finite number > 0, got -1"):
-        alignment(z, z, alpha=-1)  # used to return inf for identical pairs
-    with pytest.raises(ValueError, match="t must be a finite number > 0"):
-        uniformity(z, t=math.inf)
 
 
 def test_constant_features_and_nan_runs_are_named_not_nan():
@@ -335,7 +332,7 @@ def test_scores_and_ranks_refuse_what_does_not_pair_up():
 
 def test_losses_name_the_real_problem():
     with pytest.raises(ValueError, match="found no triplet: the batch needs 2 images of one class"):
-        all_triplets_loss(torch.rand(4, 3), torch.tensor([0, 1, 2, 3]))  # used to say "empty batch"
+        all_triplets_loss(torch.rand(4, 3), torch.tensor([0, 1, 2, 3]), 0.5)  # used to say "empty batch"
 
 
 @pytest.mark.parametrize(

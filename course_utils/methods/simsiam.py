@@ -9,7 +9,7 @@ from torch import nn
 
 from course_utils.data import ImageDataset
 from course_utils.evaluate import extract_features, knn_accuracy
-from course_utils.representations import effective_rank
+from course_utils.methods.evaluation import rankme
 from course_utils.runtime import mixed_precision
 
 
@@ -76,7 +76,7 @@ def simsiam_monitor(bank: ImageDataset, validation: ImageDataset) -> Callable[[S
         z = model.projector[:-1](features.to(next(model.parameters()).device))  # before the last BatchNorm
         return {
             "knn_accuracy": knn_accuracy(bank_features, bank.targets, features, validation.targets, k=20),
-            "z_rank": effective_rank(z.float().cpu()),
+            "z_rank": rankme(z.float().cpu()),  # notebook 06's effective rank
             "z_std": collapse_monitor(z),
             "z_std_after_bn": collapse_monitor(model.projector[-1](z)),
         }

@@ -11,29 +11,19 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from course_utils import checks
 from course_utils.augment import ViewAugment
 from course_utils.checkpoints import History
 from course_utils.data import hold_out, load_dataset
 from course_utils.evaluate import extract_features, knn_accuracy
-from course_utils.images import to_float
-from course_utils.mining import (
-    all_pairs_loss,
-    all_triplets_loss,
-    batch_hard_triplet_loss,
-    supervised_nt_xent,
-    two_view_nt_xent,
-)
-from course_utils.models import ResNet18Backbone
+from course_utils.methods.metric import MetricNet, metric_step
 from course_utils.recipes import Recipe
-from course_utils.runtime import mixed_precision, pick
+from course_utils.runtime import pick
 from course_utils.samplers import ClassBalancedBatches
-from course_utils.train import BestEpoch, Step, StepOutput, fit
+from course_utils.train import BestEpoch, fit, recipe_step
 
-__all__ = ["OBJECTIVES", "MetricData", "MetricNet", "MetricRecipe", "mnist_subset"]
+__all__ = ["OBJECTIVES", "MetricData", "MetricRecipe", "mnist_subset"]
 
 # name -> what the loss compares; "self_supervised" uses no labels at all
 OBJECTIVES = {
@@ -43,11 +33,6 @@ OBJECTIVES = {
     "nt_xent": "supervised NT-Xent, the other member of each pair as the positive",
     "cross_entropy": "cross-entropy of a linear classifier on the embedding",
     "self_supervised": "NT-Xent on two augmented views of each image, no labels",
-}
-LABEL_LOSSES = {
-    "pairs": all_pairs_loss,
-    "triplets": all_triplets_loss,
-    "triplets_hard": batch_hard_triplet_loss,
 }
 
 
@@ -61,6 +46,10 @@ class MetricData:
     val_targets: torch.Tensor
     classes: list[str]
     source: str
+
+    def __post_init__(self) -> None:  # a label too few or too many would pair the wrong images, silently
+        checks.labels(self.train_targets, "train_targets", len(self.train_images))
+        checks.labels(self.val_targets, "val_targets", len(self.val_images))
 
 
 def mnist_subset(size: int = 3000, val_fraction: float = 0.1, seed: int = 0) -> MetricData:
@@ -87,74 +76,18 @@ def mnist_subset(size: int = 3000, val_fraction: float = 0.1, seed: int = 0) -> 
     )  # fmt: skip
 
 
-class MetricNet(nn.Module):
-    """ResNet-18 (one-channel stem) -> Linear(out_dim, dim): the embedding.
-
-    ``normalize`` puts the embedding on the unit sphere (the metric losses work there, so
-    distances lie in [0, 2] and the margin has a fixed scale); ``num_classes`` adds the
-    cross-entropy baseline's linear classifier on top (``logits``). ``forward`` returns
-    the embedding in every case.
-    """
-
-    def __init__(self, dim: int, width: int, stem_stride: int, normalize: bool, num_classes: int = 0):
-        super().__init__()
-        self.backbone = ResNet18Backbone(in_channels=1, width=width, small_images=True, stem_stride=stem_stride)
-        self.embed = nn.Linear(self.backbone.out_dim, dim)
-        self.normalize = normalize
-        self.classifier = nn.Linear(dim, num_classes) if num_classes else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.embed(self.backbone(x))
-        return F.normalize(z.float(), dim=1) if self.normalize else z
-
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        if self.classifier is None:
-            raise RuntimeError("this MetricNet has no classifier (num_classes=0)")
-        return self.classifier(self(x))
-
-
-def metric_step(
-    images: torch.Tensor,
-    targets: torch.Tensor,
-    objective: str,
-    augment: ViewAugment | None,
-    margin: float,
-    temperature: float,
-) -> Step:
-    """One training step of ``objective`` on the images at a batch's indices (uint8, one
-    augmented view each; two views for ``self_supervised``). Losses run in float32."""
-
-    def view(batch: torch.Tensor) -> torch.Tensor:
-        return augment(batch) if augment is not None else to_float(batch)
-
-    def step(model: MetricNet, index: torch.Tensor) -> StepOutput:
-        device = next(model.parameters()).device
-        batch, labels = images[index].to(device), targets[index].to(device)
-        if objective == "self_supervised":
-            with mixed_precision(device):
-                z = model(torch.cat([view(batch), view(batch)])).float()
-            return two_view_nt_xent(z, temperature)
-        with mixed_precision(device):
-            z = model(view(batch))
-            logits = model.classifier(z) if objective == "cross_entropy" else None
-        if logits is not None:
-            return F.cross_entropy(logits.float(), labels)
-        if objective == "nt_xent":
-            return supervised_nt_xent(z.float(), labels, temperature)
-        return LABEL_LOSSES[objective](z.float(), labels, margin)
-
-    return step
-
-
 @dataclass(frozen=True, kw_only=True)
 class MetricRecipe(Recipe):
-    """Notebook 04's encoder: ``objective`` (a key of :data:`OBJECTIVES`) on ``dim``-D
-    embeddings, batches of ``classes_per_batch`` digits x ``per_class`` images (for
-    ``self_supervised``, the same number of unlabelled images, two views each), AdamW with
-    a cosine schedule, the epoch with the best validation kNN accuracy kept."""
+    """Notebook 04's encoder: its ``MetricNet`` trained by its ``metric_step`` with ``objective``
+    (a key of :data:`OBJECTIVES`) on ``dim``-D embeddings, batches of ``classes_per_batch``
+    digits x ``per_class`` images (for ``self_supervised``, the same number of unlabelled images,
+    two views each), AdamW with a cosine schedule, the epoch with the best validation kNN
+    accuracy kept."""
 
     name: ClassVar[str] = "04_metric"
     notebook: ClassVar[str] = "04_metric_learning_mnist"
+    default_model = MetricNet
+    default_step = metric_step
 
     objective: str
     dim: int
@@ -205,7 +138,7 @@ class MetricRecipe(Recipe):
 
     def build(self) -> MetricNet:
         num_classes = 10 if self.objective == "cross_entropy" else 0
-        return MetricNet(self.dim, self.width, self.stem_stride, self.objective != "cross_entropy", num_classes)
+        return self.model_class(self.dim, self.width, self.stem_stride, self.objective != "cross_entropy", num_classes)
 
     def load_data(self) -> MetricData:
         return mnist_subset(self.subset, self.val_fraction, self.subset_seed)
@@ -231,9 +164,7 @@ class MetricRecipe(Recipe):
                                     data.val_targets, k=self.knn_k)  # fmt: skip
             return {"val_knn_accuracy": accuracy, **(validate(net) if validate else {})}
 
-        step = metric_step(
-            data.train_images, data.train_targets, self.objective, self.augment, self.margin, self.temperature
-        )
+        step = recipe_step(self.training_step, (data.train_images, data.train_targets), self)
         best = BestEpoch(monitor, "val_knn_accuracy")
         history = fit(
             model, step, self.batches(data), epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay,
