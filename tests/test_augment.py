@@ -177,3 +177,17 @@ def test_batch_functions_reject_bad_settings(batch):
         gaussian_blur(batch, 3, sigma=(0.0, 0.0))
     with pytest.raises(ValueError, match=r"kernel_size 9 needs images of at least 5x5, got 4x4"):
         gaussian_blur(batch[:, :, :4, :4], 9)
+
+
+def test_the_views_of_a_fixed_seed_are_the_ones_the_stored_runs_trained_on():
+    # Pixel values written down from the augmentation code the laptop-profile runs used: a change
+    # in the order of the random draws or in the arithmetic shows here before it moves any number.
+    images = torch.randint(0, 256, (4, 3, 12, 12), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
+    augment = ViewAugment(size=8, blur_kernel=3, grayscale_p=0.5)
+    out = augment(images, generator=torch.Generator().manual_seed(11))
+    expected = [[0.44815850] * 3, [0.59054124, 0.66387105, 0.56053740], [0.73162526] * 3, [0.53680855] * 3]
+    assert torch.allclose(out[:, :, 3, 4], torch.tensor(expected), atol=1e-6)
+    assert out.sum().item() == pytest.approx(432.64368, abs=1e-3)
+    grey = ViewAugment(size=10)(images[:, :1], generator=torch.Generator().manual_seed(5))
+    assert torch.allclose(grey[:, 0, 2, 7], torch.tensor([0.30011368, 0.51446027, 0.17174038, 0.31065273]), atol=1e-6)
+    assert grey.sum().item() == pytest.approx(186.14497, abs=1e-3)
