@@ -43,8 +43,10 @@ __all__ = [
 ]
 
 
-def _torch(x: ArrayLike, name: str) -> torch.Tensor:
-    return torch.from_numpy(checks.features(x, name))
+def _torch(x: ArrayLike) -> torch.Tensor:
+    """``x`` as a CPU tensor, float32 kept (features are large), any other type as float64."""
+    x = torch.as_tensor(x).detach().cpu()
+    return x if x.dtype in (torch.float32, torch.float64) else x.double()
 
 
 def knn_predict(
@@ -58,11 +60,7 @@ def knn_predict(
     instance discrimination"; ``k=200``, ``tau=0.07`` there), so close neighbours
     dominate and a large ``k`` costs little. Ties go to the lowest class index.
     """
-    train_x, test_x = checks.features(train_x, "train_x"), checks.features(test_x, "test_x")
-    train_y = checks.labels(train_y, "train_y", len(train_x))
-    if test_x.shape[1] != train_x.shape[1]:
-        raise ValueError(f"test_x has {test_x.shape[1]} features but train_x has {train_x.shape[1]}")
-    k = checks.count("k", k, 1, len(train_x))
+    train_y = checks.labels(train_y, "train_y", len(train_x))  # -1 (unlabelled) would get votes
     tau = None if temperature is None else checks.temperature(temperature)
     # scikit-learn passes cosine *distances* d = 1 - s to the weight function; exp((s - s_max) / tau),
     # the row's largest similarity taken out, is the same vote without overflow at small tau.
@@ -83,13 +81,9 @@ def kmeans_scores(
     the clusters of ``fit_x`` themselves, which needs no labels at all.
     ``n_clusters`` defaults to the number of classes in ``test_y``.
     """
-    fit_x, test_x = checks.features(fit_x, "fit_x", min_rows=2), checks.features(test_x, "test_x")
-    test_y = checks.labels(test_y, "test_y", len(test_x))
-    if test_x.shape[1] != fit_x.shape[1]:
-        raise ValueError(f"test_x has {test_x.shape[1]} features but fit_x has {fit_x.shape[1]}")
+    test_y = checks.labels(test_y, "test_y", len(test_x))  # -1 (unlabelled) would count as a class
     n_clusters = len(np.unique(test_y)) if n_clusters is None else n_clusters
-    n_clusters = checks.count("n_clusters (default: the classes of test_y)", n_clusters, 2, len(fit_x) - 1)
-    kmeans = KMeans(n_clusters=n_clusters, n_init=3, random_state=checks.count("seed", seed, 0)).fit(normalize(fit_x))
+    kmeans = KMeans(n_clusters=n_clusters, n_init=3, random_state=seed).fit(normalize(fit_x))
     if len(np.unique(kmeans.labels_)) < n_clusters:
         raise ValueError(f"fit_x has fewer than {n_clusters} distinct directions: the features collapsed")
     clusters = kmeans.predict(normalize(test_x))
@@ -108,11 +102,7 @@ def silhouette(x: ArrayLike, groups: ArrayLike, sample_size: int | None = 5_000,
     [-1, 1]. ``groups`` may be the classes (a labelled score) or clusters (label-free).
     At most ``sample_size`` random rows are scored (all of them for None): it is quadratic.
     """
-    x = checks.features(x, "x", min_rows=3)
-    groups = checks.labels(groups, "groups", len(x))
-    if not 2 <= len(np.unique(groups)) < len(x):
-        raise ValueError(f"groups must split the {len(x)} rows into 2 to {len(x) - 1} groups")
-    size = None if sample_size is None or checks.count("sample_size", sample_size, 2) >= len(x) else sample_size
+    size = None if sample_size is None or sample_size >= len(x) else sample_size
     return float(silhouette_score(x, groups, metric="cosine", sample_size=size, random_state=seed))
 
 
@@ -122,8 +112,8 @@ def alignment(z1: ArrayLike, z2: ArrayLike, alpha: float = 2.0) -> float:
     L2-normalised features. 0 when the two views of every image map to the same point;
     4 (for alpha = 2) when they are opposite. Lower is better."""
     alpha = checks.number("alpha", alpha, 0, above=True)
-    z1, z2 = _torch(z1, "z1"), _torch(z2, "z2")
-    if z1.shape != z2.shape:
+    z1, z2 = _torch(z1), _torch(z2)
+    if z1.shape != z2.shape:  # one row per pair; other shapes would broadcast
         raise ValueError(f"z1 and z2 must have the same shape (one row per pair), got {z1.shape} and {z2.shape}")
     return (F.normalize(z1, dim=1) - F.normalize(z2, dim=1)).norm(dim=1).pow(alpha).mean().item()
 
@@ -133,8 +123,8 @@ def uniformity(z: ArrayLike, t: float = 2.0) -> float:
     pairs of distinct rows of L2-normalised features. 0 when every row is the same point
     (collapse); more negative the more evenly the rows spread over the sphere. Lower is better."""
     t = checks.number("t", t, 0, above=True)
-    z = F.normalize(_torch(z, "z"), dim=1)
-    if len(z) < 2:
+    z = F.normalize(_torch(z), dim=1)
+    if len(z) < 2:  # the mean over no pair would be NaN
         raise ValueError(f"z needs at least 2 rows to form a pair, got {len(z)}")
     exponents = -t * torch.pdist(z).pow(2)  # the N(N-1)/2 pairs i < j
     return (torch.logsumexp(exponents, dim=0) - np.log(len(exponents))).item()
@@ -146,8 +136,7 @@ def effective_rank(z: ArrayLike, eps: float = 1e-7) -> float:
     (N, D) feature matrix, uncentred as in the paper, ``eps = 1e-7`` as there.
     Between 1 (everything along one direction) and min(N, D) (all directions equally used).
     """
-    checks.number("eps", eps, 0)
-    sigma = torch.linalg.svdvals(_torch(z, "z"))
+    sigma = torch.linalg.svdvals(_torch(z))
     if sigma.sum() == 0:
         raise ValueError("z is all zeros: its singular values have no distribution")
     p = sigma / sigma.sum() + eps
@@ -157,8 +146,7 @@ def effective_rank(z: ArrayLike, eps: float = 1e-7) -> float:
 def variance_spectrum(z: ArrayLike) -> np.ndarray:
     """The share of the variance along each principal component of the rows, largest first
     (scikit-learn's PCA); its running sum says how many directions the features use."""
-    z = checks.features(z, "z", min_rows=2, varying=True)
-    return PCA(svd_solver="full").fit(z).explained_variance_ratio_
+    return PCA(svd_solver="full").fit(checks.varying(z, "z")).explained_variance_ratio_
 
 
 def components_for_variance(spectrum: ArrayLike, fraction: float = 0.9) -> int:
@@ -179,10 +167,8 @@ def map_trustworthiness(features: ArrayLike, points: ArrayLike, n_neighbors: int
     1 when each point's ``n_neighbors`` nearest neighbours on the map are also among its
     nearest in the feature space (Euclidean distance in both), lower when the map invents
     neighbours. It says nothing about neighbours the map tore apart."""
-    features, points = checks.features(features, "features"), checks.features(points, "points")
-    if points.shape != (len(features), 2):
+    if np.shape(points) != (len(features), 2):  # scikit-learn's own error would not name the points
         raise ValueError(f"points must be ({len(features)}, 2), one 2-D point per row of features, got {points.shape}")
-    checks.count("n_neighbors (below half the rows)", n_neighbors, 1, (len(features) - 1) // 2)
     return float(trustworthiness(features, points, n_neighbors=n_neighbors))
 
 
@@ -196,7 +182,7 @@ def positive_pair_features(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Features (on the CPU) of two random views of each uint8 image, the positive pairs
     of :func:`alignment`; ``encoder`` runs in eval mode, without gradients."""
-    if images.dtype != torch.uint8 or images.ndim != 4:
+    if images.dtype != torch.uint8:  # an augmentation written for uint8 would take floats for black images
         raise ValueError(f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
     generator = torch.Generator().manual_seed(seed)
     was_training = encoder.training
