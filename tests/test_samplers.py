@@ -73,6 +73,8 @@ def test_impossible_settings_are_named():
         MetricRecipe.default(objective="pairs", classes_per_batch=0)  # where the batch sizes are set
     with pytest.raises(ValueError, match="unlabeled"):
         ClassBalancedBatches(torch.tensor([0, 0, -1, -1]), 1, 2)
+    with pytest.raises(ValueError, match=r"1-D class indices .*, got shape \(12, 1\)"):
+        ClassBalancedBatches(labels[:, None], 2, 2)  # would draw wrong indices, silently
 
 
 def test_plugs_into_the_training_loop():
