@@ -166,10 +166,9 @@ class ViewAugment:
             raise ValueError(f"jitter must be 4 strengths (brightness, contrast, saturation, hue), got {self.jitter!r}")
         for (name, high), strength in zip(JITTER.items(), self.jitter):
             checks.number(f"jitter {name}", strength, 0, high)
-        if self.blur_kernel and not (self.blur_kernel % 2 == 1 and 3 <= self.blur_kernel < 2 * self.size):
-            # reflect padding needs a border (half the kernel) narrower than the image
-            raise ValueError(f"blur_kernel must be 0 (no blur) or an odd number from 3 to {2 * self.size - 1} "
-                             f"for {self.size}x{self.size} views, got {self.blur_kernel}")  # fmt: skip
+        k, side = self.blur_kernel, self.size
+        if k and not (k % 2 == 1 and 3 <= k < 2 * side):  # reflect padding needs half the kernel inside the view
+            raise ValueError(f"blur_kernel must be 0 (off) or odd, 3 to {2 * side - 1} for size {side}, got {k}")
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """uint8 batch (N, C, H, W), C = 1 or 3 -> augmented float batch (N, C, size, size) in [0, 1]."""

@@ -92,8 +92,7 @@ def image_batch(x: Any, where: str, channels: int | None = None, floats: bool = 
 
 
 def varying(x: np.ndarray | torch.Tensor, name: str) -> np.ndarray:
-    """``x``, (N, D) features, as an array, unless all its rows are the same (collapsed features:
-    there is no spread to show, and PCA divides by zero variance, t-SNE crashes)."""
+    """``x`` as an (N, D) array, unless its rows are all the same (PCA would divide by zero, t-SNE crash)."""
     x = _array(x, name)
     if x.ndim != 2 or np.ptp(x, axis=0).max() == 0:
         raise ValueError(f"{name} must be (N, D) features whose rows are not all the same (collapsed), got {x.shape}")

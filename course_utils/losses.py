@@ -82,8 +82,7 @@ def contrastive_pair_loss(x1: torch.Tensor, x2: torch.Tensor, same: torch.Tensor
     """
     _check_pair(x1, x2, "x1 and x2")
     if same.shape != (len(x1),) or ((same != 0) & (same != 1)).any():  # class labels would train silently
-        raise ValueError(f"same must be one 0/1 flag per pair, shape ({len(x1)},), got {tuple(same.shape)} holding "
-                         f"{same.unique().tolist()[:6]}")  # fmt: skip
+        raise ValueError(f"same must be one 0/1 flag per pair, got {tuple(same.shape)} {same.unique().tolist()[:6]}")
     d = F.pairwise_distance(x1, x2)
     y = same.float()
     return (y * d.pow(2) + (1 - y) * F.relu(margin - d).pow(2)).mean()

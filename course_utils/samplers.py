@@ -37,8 +37,7 @@ class ClassBalancedBatches:
 
     def __init__(self, labels: torch.Tensor, classes_per_batch: int, per_class: int, seed: int = 0):
         if labels.ndim != 1 or (labels < 0).any():  # (N, 1) labels would pick wrong items, -1 would be a class
-            raise ValueError(f"labels must be 1-D class indices >= 0 (unlabeled -1 items cannot be balanced by class), "
-                             f"got shape {tuple(labels.shape)}, smallest {int(labels.min())}")  # fmt: skip
+            raise ValueError(f"labels must be 1-D class indices >= 0 (not -1, unlabeled), got {tuple(labels.shape)}")
         self.classes = torch.unique(labels)
         self.members = [torch.nonzero(labels == c).flatten() for c in self.classes]
         if classes_per_batch > len(self.classes):  # the batches would hold fewer classes than asked

@@ -121,7 +121,7 @@ def test_triplet_loss_hand_worked_case():
 
 def test_margin_losses_reject_bad_input():
     x = torch.randn(4, 3)
-    with pytest.raises(ValueError, match=r"same must be one 0/1 flag per pair, shape \(4,\), got \(3,\)"):
+    with pytest.raises(ValueError, match=r"same must be one 0/1 flag per pair, got \(3,\)"):
         contrastive_pair_loss(x, x, torch.ones(3))
     with pytest.raises(ValueError, match="same shape"):
         triplet_loss(x, x, torch.randn(4, 2))
