@@ -1,10 +1,12 @@
 """Random image augmentations that work on a whole batch at once.
 
 torchvision's transforms draw one set of random parameters per call, so giving
-every image its own crop means a Python loop over the images. Here each function
+every image its own crop means a Python loop over the images. Here each operation
 takes a float batch ``(N, C, H, W)`` with values in ``[0, 1]``, draws the random
 parameters for all N images together and applies them with a few tensor ops.
 On a laptop CPU this is what keeps two augmented views per image affordable.
+:class:`ViewAugment` chains them; it checks its settings once, when it is built,
+and its images (uint8, as the datasets store them) when it is called.
 """
 
 from __future__ import annotations
@@ -16,62 +18,26 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from course_utils.checks import image_batch
+from course_utils import checks
 from course_utils.images import to_float
 
 Range = tuple[float, float]
 
 # ITU-R 601 luma weights, the ones torchvision's rgb_to_grayscale uses.
 _LUMA = torch.tensor([0.299, 0.587, 0.114])
+# The settings' inclusive (low, high) for checks.fields; size and blur_kernel are ints, the rest floats.
+LIMITS = {"flip_p": (0, 1), "jitter_p": (0, 1), "grayscale_p": (0, 1), "blur_p": (0, 1), "blur_kernel": (0, None)}
+# The (min, max) ranges, 0 < min <= max <= this.
+RANGES = {"crop_scale": 1.0, "crop_ratio": math.inf, "blur_sigma": math.inf}
+# Jitter factors are drawn from [1 - s, 1 + s]: past 1 they could turn negative and invert the image.
+JITTER = {"brightness": 1.0, "contrast": 1.0, "saturation": 1.0, "hue": 0.5}
 
 
 def _uniform(n: int, low: float, high: float, like: torch.Tensor, generator=None) -> torch.Tensor:
     return torch.rand(n, generator=generator, device=like.device) * (high - low) + low
 
 
-def _check_size(name: str, size: int) -> None:
-    if isinstance(size, bool) or not (isinstance(size, numbers.Integral) and size > 0):
-        raise ValueError(f"{name} must be a positive int, got {size!r}")
-
-
-def _check_probability(name: str, p: float) -> None:
-    if not 0 <= p <= 1:
-        raise ValueError(f"{name} must be a probability in [0, 1], got {p}")
-
-
-def _check_interval(name: str, pair: Range, low: float, high: float = math.inf) -> None:
-    """``pair`` is (min, max) with low < min <= max <= high."""
-    if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(isinstance(v, numbers.Real) for v in pair)):
-        raise TypeError(f"{name} must be a pair (min, max) of numbers, got {pair!r}")
-    if not low < pair[0] <= pair[1] <= high or not math.isfinite(pair[1]):
-        upper = "" if high == math.inf else f" <= {high}"
-        raise ValueError(f"{name} must be (min, max) with {low} < min <= max{upper}, got {tuple(pair)}")
-
-
-def _check_jitter(brightness: float, contrast: float, saturation: float, hue: float) -> None:
-    # Factors are drawn from [1 - s, 1 + s]: past 1 they could turn negative and invert the image.
-    limits = {"brightness": 1, "contrast": 1, "saturation": 1, "hue": 0.5}
-    for (name, high), strength in zip(limits.items(), [brightness, contrast, saturation, hue]):
-        if not 0 <= strength <= high:
-            raise ValueError(f"color jitter {name} must be in [0, {high}], got {strength}")
-
-
-def _check_kernel(name: str, kernel_size: int, height: int, width: int) -> None:
-    if not (isinstance(kernel_size, numbers.Integral) and kernel_size >= 3 and kernel_size % 2 == 1):
-        raise ValueError(f"{name} must be an odd number >= 3, got {kernel_size!r}")
-    side = kernel_size // 2 + 1  # reflect padding needs a border narrower than the image
-    if min(height, width) < side:
-        raise ValueError(f"{name} {kernel_size} needs images of at least {side}x{side}, got {height}x{width}")
-
-
-def random_resized_crop(
-    x: torch.Tensor,
-    size: int,
-    scale: Range = (0.08, 1.0),
-    ratio: Range = (3 / 4, 4 / 3),
-    flip_p: float = 0.5,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
+def _random_resized_crop(x: torch.Tensor, size: int, scale: Range, ratio: Range, flip_p: float, generator=None):
     """Crop a random box from every image, resize it to ``size`` x ``size``, maybe mirror it.
 
     The box covers a fraction ``scale`` of the image area with aspect ratio in
@@ -79,15 +45,6 @@ def random_resized_crop(
     left-right with probability ``flip_p``. One ``affine_grid`` + ``grid_sample``
     does crop, resize and flip for the whole batch.
     """
-    image_batch(x, "random_resized_crop")
-    _check_size("size", size)
-    _check_interval("scale", scale, 0, 1)
-    _check_interval("ratio", ratio, 0)
-    _check_probability("flip_p", flip_p)
-    return _random_resized_crop(x, size, scale, ratio, flip_p, generator)
-
-
-def _random_resized_crop(x, size, scale, ratio, flip_p, generator):
     n = x.shape[0]
     area = _uniform(n, *scale, x, generator)
     log_r = _uniform(n, math.log(ratio[0]), math.log(ratio[1]), x, generator)
@@ -110,8 +67,6 @@ def _random_resized_crop(x, size, scale, ratio, flip_p, generator):
 
 def _grayscale(x: torch.Tensor) -> torch.Tensor:
     """(N, 3, H, W) -> (N, 1, H, W) luma."""
-    if x.shape[1] != 3:
-        raise ValueError(f"colour augmentations expect 1 (grey) or 3 (RGB) channels, got {x.shape[1]}")
     return torch.einsum("nchw,c->nhw", x, _LUMA.to(x)).unsqueeze(1)
 
 
@@ -128,29 +83,16 @@ def _rotate_hue(x: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
     return torch.einsum("nij,njhw->nihw", matrix, x)
 
 
-def color_jitter(
-    x: torch.Tensor,
-    brightness: float = 0.4,
-    contrast: float = 0.4,
-    saturation: float = 0.4,
-    hue: float = 0.1,
-    p: float = 0.8,
-    generator: torch.Generator | None = None,
+def _color_jitter(
+    x: torch.Tensor, brightness: float, contrast: float, saturation: float, hue: float, p: float, generator=None
 ) -> torch.Tensor:
     """Random brightness, contrast, saturation and hue, each image with its own factors.
 
-    Factors are drawn from ``[1 - s, 1 + s]`` for strength ``s`` in [0, 1] (hue: a shift in
-    ``[-hue, hue]`` turns, hue in [0, 0.5]), as in torchvision's ``ColorJitter``; the ops run
-    in a fixed order. Each image is jittered with probability ``p``. Saturation and hue
-    leave one-channel images unchanged.
+    Factors are drawn from ``[1 - s, 1 + s]`` for strength ``s`` (hue: a shift in
+    ``[-hue, hue]`` turns), as in torchvision's ``ColorJitter``; the ops run in a fixed
+    order. Each image is jittered with probability ``p``. Saturation and hue leave
+    one-channel images unchanged.
     """
-    image_batch(x, "color_jitter")
-    _check_jitter(brightness, contrast, saturation, hue)
-    _check_probability("p", p)
-    return _color_jitter(x, brightness, contrast, saturation, hue, p, generator)
-
-
-def _color_jitter(x, brightness, contrast, saturation, hue, p, generator):
     n = x.shape[0]
     factor = lambda s: _uniform(n, 1 - s, 1 + s, x, generator).view(n, 1, 1, 1)  # noqa: E731
     out = (x * factor(brightness)).clamp(0, 1)
@@ -166,39 +108,19 @@ def _color_jitter(x, brightness, contrast, saturation, hue, p, generator):
     return torch.where(keep.view(n, 1, 1, 1), x, out)
 
 
-def random_grayscale(x: torch.Tensor, p: float = 0.2, generator: torch.Generator | None = None) -> torch.Tensor:
+def _random_grayscale(x: torch.Tensor, p: float, generator=None) -> torch.Tensor:
     """Turn each RGB image grey (all three channels equal) with probability ``p``."""
-    image_batch(x, "random_grayscale")
-    _check_probability("p", p)
-    return _random_grayscale(x, p, generator)
-
-
-def _random_grayscale(x, p, generator):
     if x.shape[1] == 1:
         return x
     pick = torch.rand(x.shape[0], generator=generator, device=x.device) < p
     return torch.where(pick.view(-1, 1, 1, 1), _grayscale(x).expand_as(x), x)
 
 
-def gaussian_blur(
-    x: torch.Tensor,
-    kernel_size: int,
-    sigma: Range = (0.1, 2.0),
-    p: float = 0.5,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
+def _gaussian_blur(x: torch.Tensor, kernel_size: int, sigma: Range, p: float, generator=None) -> torch.Tensor:
     """Blur each image with its own Gaussian (sigma drawn from ``sigma``) with probability ``p``.
 
     The separable kernel is applied as two grouped convolutions, one kernel per image.
     """
-    image_batch(x, "gaussian_blur")
-    _check_kernel("kernel_size", kernel_size, *x.shape[-2:])
-    _check_interval("sigma", sigma, 0)
-    _check_probability("p", p)
-    return _gaussian_blur(x, kernel_size, sigma, p, generator)
-
-
-def _gaussian_blur(x, kernel_size, sigma, p, generator):
     n, c, h, w = x.shape
     s = _uniform(n, *sigma, x, generator).view(n, 1)
     offsets = torch.arange(kernel_size, device=x.device) - kernel_size // 2
@@ -234,25 +156,26 @@ class ViewAugment:
     blur_p: float = 0.5
 
     def __post_init__(self) -> None:
-        _check_size("size", self.size)
-        _check_interval("crop_scale", self.crop_scale, 0, 1)
-        _check_interval("crop_ratio", self.crop_ratio, 0)
-        for name in ["flip_p", "jitter_p", "grayscale_p", "blur_p"]:
-            _check_probability(name, getattr(self, name))
-        if not (isinstance(self.jitter, (tuple, list)) and len(self.jitter) == 4):
+        checks.fields(self, LIMITS)
+        for name, high in RANGES.items():
+            pair = getattr(self, name)
+            if not (isinstance(pair, tuple | list) and len(pair) == 2 and all(isinstance(v, numbers.Real) for v in pair)
+                    and 0 < pair[0] <= pair[1] <= high and math.isfinite(pair[1])):  # fmt: skip
+                raise ValueError(f"{name} must be a pair (min, max) with 0 < min <= max <= {high}, got {pair!r}")
+        if not (isinstance(self.jitter, tuple | list) and len(self.jitter) == 4):
             raise ValueError(f"jitter must be 4 strengths (brightness, contrast, saturation, hue), got {self.jitter!r}")
-        _check_jitter(*self.jitter)
-        if self.blur_kernel != 0:
-            _check_kernel("blur_kernel", self.blur_kernel, self.size, self.size)
-            _check_interval("blur_sigma", self.blur_sigma, 0)
+        for (name, high), strength in zip(JITTER.items(), self.jitter):
+            checks.number(f"jitter {name}", strength, 0, high)
+        k, side = self.blur_kernel, self.size
+        if k and not (k % 2 == 1 and 3 <= k < 2 * side):  # reflect padding needs half the kernel inside the view
+            raise ValueError(f"blur_kernel must be 0 (off) or odd, 3 to {2 * side - 1} for size {side}, got {k}")
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """uint8 or [0, 1] float batch (N, C, H, W) -> augmented float batch (N, C, size, size)."""
-        uint8 = isinstance(images, torch.Tensor) and images.dtype == torch.uint8
-        image_batch(images, "ViewAugment", floats=not uint8)
-        x = to_float(images) if uint8 else images
-        # Input and settings are checked once here, so the steps skip the public functions' checks.
-        x = _random_resized_crop(x, self.size, self.crop_scale, self.crop_ratio, self.flip_p, generator)
+        """uint8 batch (N, C, H, W), C = 1 or 3 -> augmented float batch (N, C, size, size) in [0, 1]."""
+        if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] not in (1, 3) or len(images) == 0:
+            shape = f"{images.dtype} {tuple(images.shape)}"
+            raise ValueError(f"ViewAugment expects a non-empty uint8 batch (N, 1 or 3, H, W) as stored, got {shape}")
+        x = _random_resized_crop(to_float(images), self.size, self.crop_scale, self.crop_ratio, self.flip_p, generator)
         if self.jitter_p > 0 and any(self.jitter):
             x = _color_jitter(x, *self.jitter, p=self.jitter_p, generator=generator)
         if self.grayscale_p > 0:

@@ -1,5 +1,6 @@
-"""The checks that values get where they enter the package (a recipe being built, the
-function a student calls): each raises one line naming the value and what was expected."""
+"""The checks that values get where they enter the package (a recipe being built, data
+loaded, the command line) and the few guards the math functions keep against a silent
+mistake: each raises one line naming the value and what was expected."""
 
 from __future__ import annotations
 
@@ -90,20 +91,12 @@ def image_batch(x: Any, where: str, channels: int | None = None, floats: bool = 
         )
 
 
-def features(x: np.ndarray | torch.Tensor, name: str, min_rows: int = 1, varying: bool = False) -> np.ndarray:
-    """``x`` as a finite float (N, D) array (float32 stays float32: features are large, and
-    their matrix products twice as fast), or a ValueError/TypeError naming ``name``.
-    ``varying``: the rows must not all be the same (collapsed features have no spread to show)."""
+def varying(x: np.ndarray | torch.Tensor, name: str) -> np.ndarray:
+    """``x`` as an (N, D) array, unless its rows are all the same (PCA would divide by zero, t-SNE crash)."""
     x = _array(x, name)
-    if x.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D (N, D) matrix of features, got shape {x.shape}")
-    if len(x) < min_rows or x.shape[1] < 1:
-        raise ValueError(f"{name} needs at least {min_rows} rows and 1 column, got shape {x.shape}")
-    if not np.issubdtype(x.dtype, np.number) or not np.isfinite(x).all():
-        raise ValueError(f"{name} must hold finite numbers")
-    if varying and np.ptp(x, axis=0).max() == 0:
-        raise ValueError(f"every row of {name} is the same (collapsed features): there is no spread to measure")
-    return x if x.dtype in (np.float32, np.float64) else x.astype(np.float64)
+    if x.ndim != 2 or np.ptp(x, axis=0).max() == 0:
+        raise ValueError(f"{name} must be (N, D) features whose rows are not all the same (collapsed), got {x.shape}")
+    return x
 
 
 def labels(y: np.ndarray | torch.Tensor, name: str, n: int | None = None, classes: int = 1) -> np.ndarray:

@@ -24,14 +24,9 @@ def embed_2d(
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    features = checks.features(features, "features", min_rows=3, varying=True).astype(np.float32)
-    if features.shape[1] < 2:
-        raise ValueError(f"features must have at least 2 columns to map to 2-D, got shape {features.shape}")
-    seed, pca_dims = checks.count("seed", seed, 0, 2**32 - 1), checks.count("pca_dims", pca_dims, 2)
-    if method == "umap" and len(features) <= 15:
+    features = checks.varying(features, "features").astype(np.float32)
+    if method == "umap" and len(features) <= 15:  # it would map fewer neighbours than it says
         raise ValueError(f"UMAP looks at 15 neighbours per point: it needs more than 15 points, got {len(features)}")
-    if method == "tsne" and not 0 < perplexity < len(features):
-        raise ValueError(f"perplexity must be between 0 and the number of points ({len(features)}), got {perplexity}")
     if method == "pca":
         return PCA(n_components=2, random_state=seed).fit_transform(features)
     if features.shape[1] > pca_dims:

@@ -19,7 +19,6 @@ ArrayLike = np.ndarray | torch.Tensor
 
 @torch.no_grad()
 def _batched(model: nn.Module, images: torch.Tensor, batch_size: int) -> torch.Tensor:
-    checks.image_batch(images, "extract_features/predict", floats=False), checks.count("batch_size", batch_size)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -39,9 +38,8 @@ def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 1024) -> t
 
 
 def _predictions(y_true: ArrayLike, y_pred: ArrayLike, classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    y_true = checks.labels(y_true, "y_true")
-    y_pred = checks.labels(y_pred, "y_pred", len(y_true))
-    if classes is not None and max(y_true.max(), y_pred.max()) >= checks.count("the number of classes", classes):
+    y_true, y_pred = checks.labels(y_true, "y_true"), checks.labels(y_pred, "y_pred", len(y_true))
+    if classes is not None and max(y_true.max(), y_pred.max()) >= classes:  # the scores would leave them out
         raise ValueError(f"labels go up to {max(y_true.max(), y_pred.max())} but only {classes} classes were named")
     return y_true, y_pred
 
@@ -84,17 +82,10 @@ def linear_probe(
 
     ``C`` is the inverse strength of the L2 penalty: smaller is stronger, which helps with few labels.
     """
-    C, max_iter = checks.number("C", C, 0, above=True), checks.count("max_iter", max_iter)
     probe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))
-    probe.fit(*_probe_data(train_x, train_y, "train"))
-    test_x, test_y = _probe_data(test_x, test_y, "test", classes=1)
-    return scores(test_y, probe.predict(test_x))
-
-
-def _probe_data(x: ArrayLike, y: ArrayLike, name: str, classes: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """Finite features and one label per row (``classes`` of them at least: a probe needs two to train)."""
-    x = checks.features(x, f"{name} features")
-    return x, checks.labels(y, f"{name} labels", len(x), classes)
+    # scikit-learn would take -1 (an unlabelled image) for a class: checks.labels refuses it
+    probe.fit(train_x, checks.labels(train_y, "train labels", len(train_x), classes=2))
+    return scores(checks.labels(test_y, "test labels", len(test_x)), probe.predict(test_x))
 
 
 def tuned_probe(
@@ -113,11 +104,11 @@ def tuned_probe(
     0.3 point (README notes)."""
     if not Cs:
         raise ValueError("Cs must hold at least one value of C")
-    train, validation = _probe_data(*train, "train"), _probe_data(*validation, "validation", classes=1)
+    train = train[0], checks.labels(train[1], "train labels", len(train[0]), classes=2)
+    validation = validation[0], checks.labels(validation[1], "validation labels", len(validation[0]))
     best, best_accuracy = None, -1.0
     for C in Cs:
-        probe = make_pipeline(StandardScaler(), LogisticRegression(C=checks.number("C", C, 0, above=True),
-                                                                   max_iter=2000, tol=tol))  # fmt: skip
+        probe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000, tol=tol))
         probe.fit(*train)
         accuracy = float(accuracy_score(validation[1], probe.predict(validation[0])))
         if accuracy > best_accuracy:
@@ -129,11 +120,9 @@ def seed_spread(values: list[float]) -> dict[str, float]:
     """Mean, sample standard deviation (n - 1 in the denominator; 0 for one run) and count
     of one number measured over several seeds."""
     array = np.asarray(values)
-    if array.dtype.kind not in "iuf":
-        raise TypeError(f"seed_spread needs numbers, got {values!r}")
-    array = array.astype(float)
-    if array.ndim != 1 or len(array) == 0 or not np.isfinite(array).all():
+    if array.ndim != 1 or len(array) == 0 or array.dtype.kind not in "iuf" or not np.isfinite(array).all():
         raise ValueError(f"seed_spread needs a list of finite numbers, one per seed, got {values!r}")
+    array = array.astype(float)
     std = float(array.std(ddof=1)) if len(array) > 1 else 0.0
     return {"mean": float(array.mean()), "std": std, "runs": len(array)}
 

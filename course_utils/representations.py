@@ -50,11 +50,7 @@ def knn_predict(
     instance discrimination"; ``k=200``, ``tau=0.07`` there), so close neighbours
     dominate and a large ``k`` costs little. Ties go to the lowest class index.
     """
-    train_x, test_x = checks.features(train_x, "train_x"), checks.features(test_x, "test_x")
-    train_y = checks.labels(train_y, "train_y", len(train_x))
-    if test_x.shape[1] != train_x.shape[1]:
-        raise ValueError(f"test_x has {test_x.shape[1]} features but train_x has {train_x.shape[1]}")
-    k = checks.count("k", k, 1, len(train_x))
+    train_y = checks.labels(train_y, "train_y", len(train_x))  # -1 (unlabelled) would get votes
     tau = None if temperature is None else checks.temperature(temperature)
     # scikit-learn passes cosine *distances* d = 1 - s to the weight function; exp((s - s_max) / tau),
     # the row's largest similarity taken out, is the same vote without overflow at small tau.
@@ -75,13 +71,9 @@ def kmeans_scores(
     the clusters of ``fit_x`` themselves, which needs no labels at all.
     ``n_clusters`` defaults to the number of classes in ``test_y``.
     """
-    fit_x, test_x = checks.features(fit_x, "fit_x", min_rows=2), checks.features(test_x, "test_x")
-    test_y = checks.labels(test_y, "test_y", len(test_x))
-    if test_x.shape[1] != fit_x.shape[1]:
-        raise ValueError(f"test_x has {test_x.shape[1]} features but fit_x has {fit_x.shape[1]}")
+    test_y = checks.labels(test_y, "test_y", len(test_x))  # -1 (unlabelled) would count as a class
     n_clusters = len(np.unique(test_y)) if n_clusters is None else n_clusters
-    n_clusters = checks.count("n_clusters (default: the classes of test_y)", n_clusters, 2, len(fit_x) - 1)
-    kmeans = KMeans(n_clusters=n_clusters, n_init=3, random_state=checks.count("seed", seed, 0)).fit(normalize(fit_x))
+    kmeans = KMeans(n_clusters=n_clusters, n_init=3, random_state=seed).fit(normalize(fit_x))
     if len(np.unique(kmeans.labels_)) < n_clusters:
         raise ValueError(f"fit_x has fewer than {n_clusters} distinct directions: the features collapsed")
     clusters = kmeans.predict(normalize(test_x))
@@ -100,19 +92,14 @@ def silhouette(x: ArrayLike, groups: ArrayLike, sample_size: int | None = 5_000,
     [-1, 1]. ``groups`` may be the classes (a labelled score) or clusters (label-free).
     At most ``sample_size`` random rows are scored (all of them for None): it is quadratic.
     """
-    x = checks.features(x, "x", min_rows=3)
-    groups = checks.labels(groups, "groups", len(x))
-    if not 2 <= len(np.unique(groups)) < len(x):
-        raise ValueError(f"groups must split the {len(x)} rows into 2 to {len(x) - 1} groups")
-    size = None if sample_size is None or checks.count("sample_size", sample_size, 2) >= len(x) else sample_size
+    size = None if sample_size is None or sample_size >= len(x) else sample_size
     return float(silhouette_score(x, groups, metric="cosine", sample_size=size, random_state=seed))
 
 
 def variance_spectrum(z: ArrayLike) -> np.ndarray:
     """The share of the variance along each principal component of the rows, largest first
     (scikit-learn's PCA); its running sum says how many directions the features use."""
-    z = checks.features(z, "z", min_rows=2, varying=True)
-    return PCA(svd_solver="full").fit(z).explained_variance_ratio_
+    return PCA(svd_solver="full").fit(checks.varying(z, "z")).explained_variance_ratio_
 
 
 def components_for_variance(spectrum: ArrayLike, fraction: float = 0.9) -> int:
@@ -133,10 +120,8 @@ def map_trustworthiness(features: ArrayLike, points: ArrayLike, n_neighbors: int
     1 when each point's ``n_neighbors`` nearest neighbours on the map are also among its
     nearest in the feature space (Euclidean distance in both), lower when the map invents
     neighbours. It says nothing about neighbours the map tore apart."""
-    features, points = checks.features(features, "features"), checks.features(points, "points")
-    if points.shape != (len(features), 2):
+    if np.shape(points) != (len(features), 2):  # scikit-learn's own error would not name the points
         raise ValueError(f"points must be ({len(features)}, 2), one 2-D point per row of features, got {points.shape}")
-    checks.count("n_neighbors (below half the rows)", n_neighbors, 1, (len(features) - 1) // 2)
     return float(trustworthiness(features, points, n_neighbors=n_neighbors))
 
 

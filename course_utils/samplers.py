@@ -14,8 +14,6 @@ from collections.abc import Iterator
 
 import torch
 
-from course_utils import checks
-
 
 class ClassBalancedBatches:
     """Batches of ``classes_per_batch`` (P) classes x ``per_class`` (K) images.
@@ -38,22 +36,16 @@ class ClassBalancedBatches:
     """
 
     def __init__(self, labels: torch.Tensor, classes_per_batch: int, per_class: int, seed: int = 0):
-        if not isinstance(labels, torch.Tensor) or labels.ndim != 1 or labels.is_floating_point():
-            raise TypeError(
-                f"labels must be a 1-D integer tensor, got {type(labels).__name__} {getattr(labels, 'shape', '')}"
-            )
-        if (labels < 0).any():
-            raise ValueError("labels must be class indices >= 0; unlabeled (-1) items cannot be balanced by class")
-        checks.count("classes_per_batch", classes_per_batch), checks.count("per_class", per_class)
-        checks.count("seed", seed, 0)
+        if labels.ndim != 1 or (labels < 0).any():  # (N, 1) labels would pick wrong items, -1 would be a class
+            raise ValueError(f"labels must be 1-D class indices >= 0 (not -1, unlabeled), got {tuple(labels.shape)}")
         self.classes = torch.unique(labels)
         self.members = [torch.nonzero(labels == c).flatten() for c in self.classes]
-        if classes_per_batch > len(self.classes):
+        if classes_per_batch > len(self.classes):  # the batches would hold fewer classes than asked
             raise ValueError(
                 f"classes_per_batch={classes_per_batch} but the labels hold only {len(self.classes)} classes"
             )
         sizes = torch.tensor([len(m) for m in self.members])
-        if per_class > sizes.min():
+        if per_class > sizes.min():  # a batch would hold an image twice
             smallest = int(sizes.argmin())
             raise ValueError(
                 f"per_class={per_class} but class {int(self.classes[smallest])} has only {int(sizes[smallest])} items"

@@ -47,9 +47,7 @@ def test_triplet_loss_hand_worked_case():
 
 def test_margin_losses_reject_bad_input():
     x = torch.randn(4, 3)
-    with pytest.raises(ValueError, match="margin"):
-        triplet_loss(x, x, x, margin=0)
-    with pytest.raises(ValueError, match="same must have shape"):
+    with pytest.raises(ValueError, match=r"same must be one 0/1 flag per pair, got \(3,\)"):
         contrastive_pair_loss(x, x, torch.ones(3))
     with pytest.raises(ValueError, match="same shape"):
         triplet_loss(x, x, torch.randn(4, 2))
@@ -75,7 +73,7 @@ def test_losses_reject_an_empty_batch(loss):
 @pytest.mark.parametrize("same", [[0, 1, 2, 1], [-1, 1, 0, 0], [0.5, 0.5, 1.0, 0.0], [3, 7, 7, 0]])
 def test_contrastive_pair_loss_rejects_labels_other_than_0_and_1(same):
     x = torch.randn(4, 3)
-    with pytest.raises(ValueError, match="same must hold 0 or 1"):
+    with pytest.raises(ValueError, match="same must be one 0/1 flag per pair"):
         contrastive_pair_loss(x, x, torch.tensor(same))
 
 

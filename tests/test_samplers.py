@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from course_utils.recipes.metric import MetricRecipe
 from course_utils.samplers import ClassBalancedBatches
 
 
@@ -68,12 +69,12 @@ def test_impossible_settings_are_named():
         ClassBalancedBatches(labels, 2, 4)
     with pytest.raises(ValueError, match="classes_per_batch=4 but the labels hold only 3 classes"):
         ClassBalancedBatches(labels, 4, 2)
-    with pytest.raises(ValueError, match="must be an int >= 1"):
-        ClassBalancedBatches(labels, 0, 2)
-    with pytest.raises(TypeError, match="1-D integer tensor"):
-        ClassBalancedBatches(labels.float(), 2, 2)
-    with pytest.raises(ValueError, match="unlabeled"):
+    with pytest.raises(ValueError, match="classes_per_batch must be an int >= 1, got 0"):
+        MetricRecipe.default(objective="pairs", classes_per_batch=0)  # where the batch sizes are set
+    with pytest.raises(ValueError, match=r"class indices >= 0 \(not -1, unlabeled\)"):
         ClassBalancedBatches(torch.tensor([0, 0, -1, -1]), 1, 2)
+    with pytest.raises(ValueError, match=r"1-D class indices .*, got \(12, 1\)"):
+        ClassBalancedBatches(labels[:, None], 2, 2)  # would draw wrong indices, silently
 
 
 def test_plugs_into_the_training_loop():
