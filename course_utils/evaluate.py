@@ -84,8 +84,14 @@ def linear_probe(
     """
     probe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))
     # scikit-learn would take -1 (an unlabelled image) for a class: checks.labels refuses it
-    probe.fit(train_x, checks.labels(train_y, "train labels", len(train_x), classes=2))
-    return scores(checks.labels(test_y, "test labels", len(test_x)), probe.predict(test_x))
+    probe.fit(_numpy(train_x), checks.labels(train_y, "train labels", len(train_x), classes=2))
+    return scores(checks.labels(test_y, "test labels", len(test_x)), probe.predict(_numpy(test_x)))
+
+
+def _numpy(x: ArrayLike) -> np.ndarray:
+    """Features as a NumPy array, float32 kept: scikit-learn turns a float32 tensor into float64,
+    which fits (slightly) other probes than the float32 array of the same numbers."""
+    return x.numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
 
 def tuned_probe(
@@ -104,8 +110,8 @@ def tuned_probe(
     0.3 point (README notes)."""
     if not Cs:
         raise ValueError("Cs must hold at least one value of C")
-    train = train[0], checks.labels(train[1], "train labels", len(train[0]), classes=2)
-    validation = validation[0], checks.labels(validation[1], "validation labels", len(validation[0]))
+    train = _numpy(train[0]), checks.labels(train[1], "train labels", len(train[0]), classes=2)
+    validation = _numpy(validation[0]), checks.labels(validation[1], "validation labels", len(validation[0]))
     best, best_accuracy = None, -1.0
     for C in Cs:
         probe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000, tol=tol))

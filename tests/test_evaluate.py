@@ -86,3 +86,21 @@ def test_seed_spread_is_the_mean_and_sample_std():
     assert spread["mean"] == pytest.approx(statistics.mean(values))
     assert spread["std"] == pytest.approx(statistics.stdev(values)), "n - 1 in the denominator"
     assert spread["runs"] == 3 and seed_spread([0.5])["std"] == 0.0
+
+
+def test_probes_fit_float32_tensors_as_the_float32_arrays_they_hold():
+    # scikit-learn turns a float32 tensor into float64 and fits slightly other probes; the stored runs
+    # fitted the float32 array of the same features
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from course_utils.evaluate import tuned_probe
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(600, 16, generator=generator) * torch.rand(16, generator=generator) * 5
+    y = (x[:, :3].sum(1) > 0).long() + (x[:, 3] > 1).long()
+    fitted = tuned_probe((x[:300], y[:300]), (x[300:], y[300:]), Cs=(0.1,))
+    by_hand = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000, tol=1e-3))
+    by_hand.fit(x[:300].numpy(), y[:300].numpy())
+    assert np.array_equal(fitted[-1].coef_, by_hand[-1].coef_)
