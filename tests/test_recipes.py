@@ -284,3 +284,23 @@ def test_plan_says_profile_device_precision_what_trains_and_the_measured_time(is
         "to train: 0 of 1 recipes (1 found in the checkpoint cache)",
         "expected time: about 6 min, as this profile's last recorded run took on AMD EPYC, 2 cores",
     ]
+
+
+def test_simsiam_logs_its_monitor_when_it_trains_and_loads_nothing_when_cached(isolated, monkeypatch):
+    monkeypatch.setenv("COURSE_PROFILE", "smoke")
+    pool, validation = _pattern(1_000, 0), _pattern(100, 1)  # smoke bank: 1,000
+    loads = []
+
+    def fake_load(name, split):
+        loads.append((name, split))
+        return _pattern(300, 2)
+
+    monkeypatch.setattr("course_utils.recipes.simsiam.load_dataset", fake_load)
+    monkeypatch.setattr("course_utils.recipes.simsiam.fashion_split", lambda train: (pool, validation))
+    recipe = dataclasses.replace(SimSiamRecipe.default(), images=256, batch_size=128)
+    data = pool.images[:256]
+    _, history = recipe.pretrained(data)
+    assert loads == [("fashion_mnist", "train")]  # the monitor's bank and validation images
+    assert len(history["knn_accuracy"]) == len(history["z_rank"]) == recipe.epochs
+    recipe.pretrained(data)  # cached: nothing trains, so nothing is loaded
+    assert loads == [("fashion_mnist", "train")]

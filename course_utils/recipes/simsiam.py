@@ -70,17 +70,14 @@ class SimSiamRecipe(Recipe):
         pool, _ = fashion_split(load_dataset("fashion_mnist", "train"))
         return pool.images[: self.images]
 
-    def pretrained(self, data=None, *, validate=None, retrain=None):
-        """As :meth:`Recipe.pretrained`, with ``simsiam_monitor`` on the pool's first
-        :meth:`bank_size` labels and the validation images when no ``validate`` is given, so a
-        run logs the same numbers whichever notebook trains it."""
+    def fit(self, model: SimSiam, data: torch.Tensor, validate=None) -> History:
+        """Train ``model`` on ``data``; without ``validate``, log ``simsiam_monitor`` on the pool's
+        first :meth:`bank_size` labels and the validation images, so that a run logs the same
+        numbers whichever notebook trains it."""
+        checks.setting_matches("images", self.images, data)
         if validate is None:
             pool, validation = fashion_split(load_dataset("fashion_mnist", "train"))
             validate = simsiam_monitor(first_k(pool, self.bank_size()), validation)
-        return super().pretrained(data, validate=validate, retrain=retrain)
-
-    def fit(self, model: SimSiam, data: torch.Tensor, validate=None) -> History:
-        checks.setting_matches("images", self.images, data)
         step = recipe_step(self.training_step, data, self)
         batches = ShuffledBatches(len(data), self.batch_size, self.seed)
         return fit(model, step, batches, epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay,
