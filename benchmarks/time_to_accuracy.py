@@ -3,7 +3,9 @@
     python -m benchmarks.time_to_accuracy [--minutes 10] [--candidates NAME ...] [--output DIR]
 
 Each candidate is a course recipe (notebook 02's SimSiam, notebook 03's SimCLR) or a
-variant of one. It gets as many epochs as fit the budget on this machine, timed over a few
+variant of one: another temperature, batch size, crop scale, width, view size (16x16 views
+are scored on validation images resized to 16x16) or number of views per image
+(:mod:`benchmarks.multi_view`). It gets as many epochs as fit the budget on this machine, timed over a few
 steps first, so that its learning-rate schedule ends with the budget, and it trains with
 the recipe's own ``fit``. After every epoch the backbone's kNN accuracy (k = 20, cosine) is
 measured on the validation images held out of the training split, with a labelled bank
@@ -24,8 +26,10 @@ from pathlib import Path
 import torch
 from matplotlib.figure import Figure
 
+from benchmarks.multi_view import multi_view_step
 from course_utils.data import ImageDataset, load_dataset
 from course_utils.evaluate import extract_features, knn_accuracy
+from course_utils.images import resize
 from course_utils.recipes import Recipe
 from course_utils.recipes.fashion import fashion_split
 from course_utils.recipes.simclr import SimCLRRecipe, labelled_split
@@ -39,22 +43,41 @@ CALIBRATION_STEPS = (2, 6)
 
 @dataclass(frozen=True)
 class Candidate:
-    """A recipe to pretrain and the dataset whose validation split judges it."""
+    """A recipe to pretrain and the dataset whose validation split judges it; ``eval_size``
+    resizes the kNN images to the side the encoder was trained on (None: as stored)."""
 
     recipe: Recipe
     dataset: str
+    eval_size: int | None = None
+
+
+def _simclr(size: int = 32, width: int = 16, stem_stride: int = 2, views: int = 2, crop_scale=(0.2, 1.0),
+            **settings) -> Candidate:  # fmt: skip
+    """Notebook 03's recipe with other views (side ``size``, ``views`` per image), encoder or settings."""
+    recipe = SimCLRRecipe.default("cifar10")
+    encoder = replace(recipe.encoder, image_size=size, width=width, stem_stride=stem_stride)
+    recipe = replace(recipe, encoder=encoder, augment=replace(recipe.augment, size=size, crop_scale=crop_scale),
+                     **settings)  # fmt: skip
+    if views != 2:
+        recipe = replace(recipe, step=multi_view_step(views))
+    return Candidate(recipe, "cifar10", None if size == 32 else size)
 
 
 def candidates() -> dict[str, Candidate]:
-    """The recipes on offer, by name: the notebooks' own and variants of them."""
-    simclr = SimCLRRecipe.default("cifar10")
-    simsiam = SimSiamRecipe.default()
+    """The recipes on offer, by name: the notebooks' own and the variants of issue 34's search."""
     return {
-        "simclr": Candidate(simclr, "cifar10"),
-        "simclr-t0.5": Candidate(replace(simclr, temperature=0.5), "cifar10"),
-        "simclr-batch128": Candidate(replace(simclr, batch_size=128), "cifar10"),
-        "simclr-width32": Candidate(replace(simclr, encoder=replace(simclr.encoder, width=32)), "cifar10"),
-        "simsiam": Candidate(simsiam, "fashion_mnist"),
+        "simclr": _simclr(),
+        "simclr-t0.5": _simclr(temperature=0.5),
+        "simclr-batch128": _simclr(batch_size=128),
+        "simclr-batch128-t0.1": _simclr(batch_size=128, temperature=0.1),
+        "simclr-batch128-t0.1-crop0.35": _simclr(batch_size=128, temperature=0.1, crop_scale=(0.35, 1.0)),
+        "simclr-batch64-t0.1": _simclr(batch_size=64, temperature=0.1),
+        "simclr-width32": _simclr(width=32),
+        "simclr-16px-width32": _simclr(size=16, width=32),
+        "simclr-16px-stride1": _simclr(size=16, stem_stride=1),
+        "simclr-4views": _simclr(views=4),
+        "simclr-16px-stride1-4views": _simclr(size=16, stem_stride=1, views=4),
+        "simsiam": Candidate(SimSiamRecipe.default(), "fashion_mnist"),
     }
 
 
@@ -66,9 +89,14 @@ def labelled_pool_and_validation(dataset: str) -> tuple[ImageDataset, ImageDatas
 
 class KnnMonitor:
     """kNN accuracy of ``model.backbone`` on the validation images after every epoch,
-    against the clock of training alone (the monitor's own time is taken off)."""
+    against the clock of training alone (the monitor's own time is taken off). With ``size``,
+    the bank and validation images are resized to ``size`` x ``size`` first."""
 
-    def __init__(self, bank: ImageDataset, validation: ImageDataset, k: int = K):
+    def __init__(self, bank: ImageDataset, validation: ImageDataset, k: int = K, size: int | None = None):
+        if size is not None:
+            bank, validation = (ImageDataset(resize(split.images, size), split.targets, split.classes,
+                                             f"{split.source}, resized to {size}x{size}")
+                                for split in (bank, validation))  # fmt: skip
         self.bank, self.validation, self.k = bank, validation, k
         self.start = time.perf_counter()
         self.eval_seconds = 0.0
@@ -85,6 +113,10 @@ class KnnMonitor:
         return {"val_knn_accuracy": accuracy}
 
 
+def _no_monitor(model: torch.nn.Module) -> dict[str, float]:
+    return {}  # the timing runs leave out a recipe's own per-epoch monitor (SimSiam's kNN and rank)
+
+
 def seconds_per_step(recipe: Recipe, data: torch.Tensor) -> float:
     """Training seconds per batch, from the difference of two short runs (which cancels
     the fixed cost of starting one)."""
@@ -93,7 +125,7 @@ def seconds_per_step(recipe: Recipe, data: torch.Tensor) -> float:
     for steps in CALIBRATION_STEPS:
         model, subset = recipe.build(), data[: batch * steps]
         began = time.perf_counter()
-        replace(recipe, epochs=1, images=len(subset)).fit(model, subset)
+        replace(recipe, epochs=1, images=len(subset)).fit(model, subset, validate=_no_monitor)
         timings.append(time.perf_counter() - began)
     return max(timings[1] - timings[0], 1e-6) / (CALIBRATION_STEPS[1] - CALIBRATION_STEPS[0])
 
@@ -110,7 +142,7 @@ def run(candidate: Candidate, minutes: float, bank_size: int, seed: int = 0) -> 
     recipe = replace(candidate.recipe, epochs=epochs, images=len(data))  # images: what load_data found
     seed_everything(recipe.seed)
     model = recipe.build()
-    monitor = KnnMonitor(bank, validation)
+    monitor = KnnMonitor(bank, validation, size=candidate.eval_size)
     monitor(model)  # the untrained network, at minute 0
     recipe.fit(model, data, validate=monitor)
     return {
